@@ -1,0 +1,124 @@
+"""The backend-neutral store: what the worker, the detector and the API may ask of an index.
+
+Two backends implement `Store`: `index.sqlite.SqliteStore` (embedded default, FTS5 over tokens
+analysed in Python by `index.analysis`) and `index.elastic.ElasticStore` (scaled out). Callers
+build a `Query` and never see backend syntax; both backends must return the same ids, counts
+and order for the same query (tests/index proves it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from yuqing.records import Post
+
+SortKey = Literal["time", "relevance", "engagement", "rumor"]
+# fields that `terms` aggregations and `histogram(split_by=...)` accept
+TermsField = Literal["sentiment", "topic", "source", "platform", "lang", "author", "watchlist", "source_tier", "term"]
+
+
+class Query(BaseModel):
+    """A search or aggregation request. Empty filters mean "no restriction"."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str | None = Field(default=None, max_length=2000, description="terms, \"phrases\", AND/OR/NOT")
+    start: datetime | None = None  # published_at >= start
+    end: datetime | None = None  # published_at < end
+    sources: list[str] | None = None
+    platforms: list[str] | None = None
+    langs: list[str] | None = None
+    sentiments: list[str] | None = None
+    topics: list[str] | None = None
+    watchlists: list[str] | None = None
+    authors: list[str] | None = None
+    rumor_min: float | None = Field(default=None, ge=0.0, le=1.0)
+    rumor_max: float | None = Field(default=None, ge=0.0, le=1.0)
+    sort: SortKey = "time"
+    size: int = Field(default=20, ge=0, le=1000)
+    cursor: str | None = None  # opaque; from SearchPage.next_cursor
+    highlight: bool = False
+
+    @model_validator(mode="after")
+    def _ranges(self) -> "Query":
+        if self.start and self.end and self.start >= self.end:
+            raise ValueError("start must be before end")
+        for t in (self.start, self.end):
+            if t is not None and t.tzinfo is None:
+                raise ValueError("times must carry a time zone")
+        return self
+
+
+class Hit(BaseModel):
+    post: Post
+    score: float | None = None
+    highlights: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class SearchPage(BaseModel):
+    total: int
+    hits: list[Hit]
+    next_cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class IndexResult:
+    """Outcome for one post of a bulk call. `ok` False: not indexed, `error` says why, and the
+    caller keeps the post for retry (the worker leaves it in the inbox)."""
+
+    id: str
+    ok: bool
+    error: str | None = None
+    retryable: bool = True
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """One time bucket: `start` is the bucket's start (aware, in the requested time zone)."""
+
+    start: datetime
+    count: int
+    split: dict[str, int] = field(default_factory=dict)
+
+
+class StoreUnavailable(Exception):
+    """The index cannot be reached; the caller keeps its work and retries later."""
+
+
+@runtime_checkable
+class Store(Protocol):
+    def ensure_schema(self) -> None:
+        """Create tables / index templates if missing (idempotent)."""
+
+    def ping(self) -> bool:
+        """True when the backend answers (readiness)."""
+
+    def bulk_index(self, posts: Sequence[Post]) -> list[IndexResult]:
+        """Index or replace posts by `post.id`, one result per post, same order."""
+
+    def get(self, doc_id: str) -> Post | None: ...
+
+    def delete_by_query(self, query: Query) -> int: ...
+
+    def search(self, query: Query) -> SearchPage: ...
+
+    def count(self, query: Query) -> int: ...
+
+    def histogram(
+        self, query: Query, interval: str, tz: str, split_by: TermsField | None = None
+    ) -> list[Bucket]:
+        """Counts per calendar bucket of `published_at` in time zone `tz`. `interval` is one of
+        '1m', '5m', '15m', '1h', '1d'. Empty buckets between the first and last are included."""
+
+    def terms(self, query: Query, field: TermsField, size: int = 10) -> list[tuple[str, int]]:
+        """Top values of `field` with counts, most frequent first, ties by value."""
+
+    def refresh(self) -> None:
+        """Make everything indexed so far visible to search (no-op where already true)."""
+
+    def close(self) -> None: ...

@@ -1,0 +1,396 @@
+"""Configuration: one YAML file validated by pydantic models, with environment overrides.
+
+Why one file: a comms team edits sources, watchlists, topics, alert rules and channels in one
+place, and the same models validate the file at start and every API write (the API issue).
+Environment variables override any key, `YUQING_` + the key path joined by `__`
+(e.g. `YUQING_INDEX__BACKEND=elasticsearch`, `YUQING_STATE__URL=postgresql+psycopg://...`),
+so containers change backends without editing the file.
+
+A broken file fails at start with a `ConfigError` naming the file, the key path, the line and
+what was expected, never with a traceback from deep inside a stage.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from yuqing.records import SourceTier
+
+LEVELS = ("blue", "yellow", "orange", "red")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+
+
+def parse_duration(v: Any) -> timedelta:
+    """'90s', '5m', '1.5h', '2d', '1w' or a number of seconds."""
+    if isinstance(v, timedelta):
+        return v
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return timedelta(seconds=float(v))
+    if isinstance(v, str):
+        m = _DURATION.match(v)
+        if m:
+            return timedelta(seconds=float(m.group(1)) * _UNIT_SECONDS[m.group(2)])
+    raise ValueError(f"expected a duration like '30s', '5m', '1h', '2d' or a number of seconds, got {v!r}")
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class _Strict(BaseModel):
+    """Unknown keys are errors: a misspelt key silently ignored is a rule that never fires."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class SourceConfig(_Strict):
+    """One public source. `kind` picks the spider; kind-specific options live in `options`."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    kind: Literal["feed", "html"]
+    url: str
+    interval: Duration = timedelta(minutes=15)
+    platform: str = "web"
+    tier: SourceTier = SourceTier.public
+    lang: str | None = None
+    timezone: str | None = None
+    enabled: bool = True
+    # html: CSS selectors (link, title, text, date, author) and how deep to follow listing pages
+    selectors: dict[str, str] = Field(default_factory=dict)
+    max_pages: int = Field(default=50, ge=1, le=100_000)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, v: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", v):
+            raise ValueError(f"expected an http(s) URL, got {v!r}")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str | None) -> str | None:
+        return _check_tz(v) if v else v
+
+
+def _check_tz(v: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {v!r} (expected an IANA name like 'Asia/Shanghai')") from None
+    return v
+
+
+class WatchlistConfig(_Strict):
+    """Names and aliases of the agency (or a leader, a programme). A post is kept only if it
+    matches at least one watchlist."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    priority: int = Field(default=1, ge=1, le=10)
+    terms: list[str] = Field(min_length=1)
+    exclude: list[str] = Field(default_factory=list)
+
+    @field_validator("terms", "exclude")
+    @classmethod
+    def _nonblank(cls, v: list[str]) -> list[str]:
+        for t in v:
+            if not t.strip():
+                raise ValueError("terms must not be blank")
+        return v
+
+
+class TopicConfig(_Strict):
+    """One topic of the agency's taxonomy (the same shape as `yuqing classify --topics`)."""
+
+    name: str
+    description: str = ""
+    keywords: list[str] = Field(default_factory=list)
+    examples: list[str] = Field(default_factory=list)
+
+
+class LevelRule(_Strict):
+    """Raise at `level` when every given figure is reached. Rules are checked from red down;
+    the first that holds sets the level."""
+
+    level: Literal["blue", "yellow", "orange", "red"]
+    min_count: int = Field(default=5, ge=1)
+    min_ratio: float = Field(default=2.0, ge=1.0)
+    max_p_value: float = Field(default=0.01, gt=0.0, le=1.0)
+    min_negative_share: float | None = Field(default=None, ge=0.0, le=1.0)
+
+
+class AlertsConfig(_Strict):
+    interval: Duration = timedelta(minutes=1)
+    window: Duration = timedelta(minutes=15)
+    baseline: Duration = timedelta(hours=6)
+    # expected count per window never drops below this, so 0 -> 2 is not a spike
+    baseline_floor: float = Field(default=1.0, gt=0.0)
+    cooldown: Duration = timedelta(minutes=30)
+    levels: list[LevelRule] = Field(
+        default_factory=lambda: [
+            LevelRule(level="blue", min_count=5, min_ratio=2.0),
+            LevelRule(level="yellow", min_count=10, min_ratio=3.0),
+            LevelRule(level="orange", min_count=20, min_ratio=5.0, min_negative_share=0.4),
+            LevelRule(level="red", min_count=40, min_ratio=8.0, min_negative_share=0.5),
+        ]
+    )
+    # first authoritative statement expected within (State Council: 5 h; golden 4 hours)
+    deadlines: dict[Literal["blue", "yellow", "orange", "red"], Duration] = Field(
+        default_factory=lambda: {
+            "blue": timedelta(hours=48),
+            "yellow": timedelta(hours=24),
+            "orange": timedelta(hours=4),
+            "red": timedelta(hours=1),
+        }
+    )
+
+    @model_validator(mode="after")
+    def _windows(self) -> "AlertsConfig":
+        if self.baseline < 2 * self.window:
+            raise ValueError("baseline must cover at least two windows")
+        return self
+
+
+class ChannelConfig(_Strict):
+    """A notification channel: an Apprise URL (wecom://, dingtalk://, feishu://, slack://,
+    tgram://, mailto://, json://...). The URL may name an environment variable: `env:NAME`."""
+
+    name: str
+    url: str
+    min_level: Literal["blue", "yellow", "orange", "red"] = "blue"
+    languages: list[str] = Field(default_factory=lambda: ["zh"])
+
+
+class StateConfig(_Strict):
+    # None: sqlite file in the data directory
+    url: str | None = None
+
+
+class ElasticConfig(_Strict):
+    url: str = "http://127.0.0.1:9200"
+    index_prefix: str = "yuqing-posts"
+    api_key: SecretStr | None = None
+    verify_certs: bool = True
+    timeout: float = Field(default=30.0, gt=0)
+
+
+class IndexConfig(_Strict):
+    backend: Literal["sqlite", "elasticsearch"] = "sqlite"
+    # None: index.db in the data directory
+    sqlite_path: str | None = None
+    elasticsearch: ElasticConfig = Field(default_factory=ElasticConfig)
+
+
+class NlpConfig(_Strict):
+    model: str = "bootstrap"
+    batch_size: int = Field(default=32, ge=1, le=4096)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = Field(default=None, ge=1)
+
+
+class ApiConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    public_url: str | None = None
+    cors_origins: list[str] = Field(default_factory=list)
+
+
+class PrivacyConfig(_Strict):
+    # None: a random key is generated once and kept in the data directory (0600)
+    pseudonym_key: SecretStr | None = None
+    retention_days: int = Field(default=180, ge=1)
+
+
+class WorkerConfig(_Strict):
+    batch_size: int = Field(default=64, ge=1, le=10_000)
+    lease: Duration = timedelta(minutes=5)
+    poll: Duration = timedelta(seconds=1)
+    max_attempts: int = Field(default=5, ge=1)
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Paths are relative to the config file's directory."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="YUQING_", env_nested_delimiter="__", extra="forbid", protected_namespaces=()
+    )
+
+    agency: str = "Agency"
+    timezone: str = "Asia/Shanghai"
+    data_dir: str = "./data"
+    models_dir: str = "./models"
+    sources: list[SourceConfig] = Field(default_factory=list)
+    watchlists: list[WatchlistConfig] = Field(default_factory=list)
+    topics: list[TopicConfig] = Field(default_factory=list)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    channels: list[ChannelConfig] = Field(default_factory=list)
+    state: StateConfig = Field(default_factory=StateConfig)
+    index: IndexConfig = Field(default_factory=IndexConfig)
+    nlp: NlpConfig = Field(default_factory=NlpConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    worker: WorkerConfig = Field(default_factory=WorkerConfig)
+    # where the file was read from; relative paths resolve against its directory
+    base_dir: str = "."
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # environment beats the file (the file's values arrive as init kwargs)
+        return (env_settings, init_settings)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        return _check_tz(v)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "Settings":
+        for field in ("sources", "watchlists", "topics", "channels"):
+            seen: set[str] = set()
+            for item in getattr(self, field):
+                if item.name in seen:
+                    raise ValueError(f"{field}: the name {item.name!r} is used twice")
+                seen.add(item.name)
+        return self
+
+    # -- resolved paths -------------------------------------------------------------------
+    def path(self, p: str) -> Path:
+        q = Path(os.path.expanduser(p))
+        return q if q.is_absolute() else (Path(self.base_dir) / q).resolve()
+
+    @property
+    def data_path(self) -> Path:
+        return self.path(self.data_dir)
+
+    @property
+    def model_path(self) -> Path:
+        m = Path(self.nlp.model)
+        return m if m.is_absolute() or "/" in self.nlp.model else self.path(self.models_dir) / m
+
+    @property
+    def state_url(self) -> str:
+        return self.state.url or f"sqlite:///{self.data_path / 'state.db'}"
+
+    @property
+    def sqlite_index_path(self) -> Path:
+        return self.path(self.index.sqlite_path) if self.index.sqlite_path else self.data_path / "index.db"
+
+    def source(self, name: str) -> SourceConfig:
+        for s in self.sources:
+            if s.name == name:
+                return s
+        known = ", ".join(s.name for s in self.sources) or "none configured"
+        raise ConfigError(f"no source named {name!r} (known: {known})")
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded for the person who edits the file."""
+
+
+def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
+    """Line (1-based) of the YAML node at `loc`, or of its nearest existing parent."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in loc:
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            nxt = None
+            for k, v in node.value:
+                if k.value == str(part):
+                    nxt = v
+                    line = k.start_mark.line + 1
+            node = nxt
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            node = None
+    if node is not None:
+        line = node.start_mark.line + 1
+    return line
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Read, validate and return the configuration.
+
+    `path` None: `$YUQING_CONFIG`, else `./config.yaml`, else defaults only. Raises ConfigError
+    with every problem listed as `file:line: key: what was expected`.
+    """
+    if path is None:
+        path = os.environ.get("YUQING_CONFIG") or ("config.yaml" if Path("config.yaml").exists() else None)
+    data: dict[str, Any] = {}
+    text = ""
+    where = "<defaults>"
+    if path is not None:
+        p = Path(path)
+        where = str(p)
+        if not p.exists():
+            raise ConfigError(f"{where}: configuration file not found")
+        try:
+            text = p.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{where}: not UTF-8 text (byte {e.start}): save the file as UTF-8") from None
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            at = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+            problem = getattr(e, "problem", None) or str(e)
+            raise ConfigError(f"{where}{at}: invalid YAML: {problem}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{where}: expected a mapping of settings at the top level, got {type(loaded).__name__}")
+        data = loaded
+        data.setdefault("base_dir", str(p.resolve().parent))
+    data.update(overrides)
+    try:
+        return Settings(**data)
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            loc = tuple(err["loc"])
+            line = _line_of(text, loc) if text else None
+            at = f"{where}:{line}" if line else where
+            got = err.get("input")
+            shown = "" if isinstance(got, (dict, list)) or got is None or "got" in err["msg"] else f" (got {got!r})"
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"{at}: {_format_loc(loc)}: {msg}{shown}")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None

@@ -1,0 +1,144 @@
+"""Tables of the state database. The migrations in `migrations/versions` create exactly these;
+`tests/state/test_migrations.py` fails when the two drift apart."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend. SQLite has no time zones and hands back naive
+    values; this stores UTC and returns aware UTC so comparisons never mix the two."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the state database; use aware UTC")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+metadata = sa.MetaData()
+
+# Durable inbox: a fetched, matched post waits here until a worker has classified and indexed it.
+# `doc_id` is unique, so a post fetched twice is rejected on insert (idempotent crawling).
+inbox = sa.Table(
+    "inbox",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("doc_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("source", sa.String(200), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),  # Post as JSON
+    sa.Column("status", sa.String(16), nullable=False, server_default="pending"),  # pending|claimed|done|failed
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("claimed_by", sa.String(200)),
+    sa.Column("lease_until", UTCDateTime()),
+    sa.Column("error", sa.Text),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_inbox_status_id", "status", "id"),
+)
+
+# Exact-text clusters: identical texts fold into one story whose size is counted here.
+clusters = sa.Table(
+    "clusters",
+    metadata,
+    sa.Column("text_hash", sa.String(64), primary_key=True),
+    sa.Column("cluster_id", sa.String(64), nullable=False),
+    sa.Column("size", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("first_seen", UTCDateTime(), nullable=False),
+    sa.Column("last_seen", UTCDateTime(), nullable=False),
+)
+
+# Per-source cursor and health figures (a source that goes silent is itself a signal).
+sources = sa.Table(
+    "sources",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("cursor", sa.Text),  # JSON: etag, last_modified, since ids...
+    sa.Column("last_run", UTCDateTime()),
+    sa.Column("last_success", UTCDateTime()),
+    sa.Column("last_error", sa.Text),
+    sa.Column("runs", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("errors", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("items_last_run", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("items_total", sa.Integer, nullable=False, server_default="0"),
+)
+
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    # one incident = one alert thread: (watchlist, rule) while open
+    sa.Column("key", sa.String(300), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # open|acknowledged|resolved
+    sa.Column("level", sa.String(16), nullable=False),
+    sa.Column("rule", sa.String(100), nullable=False),
+    sa.Column("watchlist", sa.String(200)),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("figures", sa.Text, nullable=False),  # JSON
+    sa.Column("evidence", sa.Text, nullable=False),  # JSON: post ids, series, ...
+    sa.Column("opened_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("deadline_at", UTCDateTime()),
+    sa.Column("acknowledged_at", UTCDateTime()),
+    sa.Column("acknowledged_by", sa.String(200)),
+    sa.Column("resolved_at", UTCDateTime()),
+    sa.Index("ix_alerts_key_state", "key", "state"),
+    sa.Index("ix_alerts_opened", "opened_at"),
+)
+
+# Every change to an alert, in order; the id is the SSE event id (Last-Event-ID resumes here).
+alert_events = sa.Table(
+    "alert_events",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("alert_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), sa.ForeignKey("alerts.id"), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),  # opened|escalated|updated|acknowledged|resolved
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("actor", sa.String(200)),
+    sa.Column("payload", sa.Text, nullable=False),  # JSON
+    sa.Index("ix_alert_events_alert", "alert_id"),
+)
+
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("token_hash", sa.String(128), nullable=False, unique=True),  # sha256; the token itself is never stored
+    sa.Column("role", sa.String(32), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("revoked_at", UTCDateTime()),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("action", sa.String(100), nullable=False),
+    sa.Column("target", sa.String(300)),
+    sa.Column("detail", sa.Text),
+)
+
+# Single-leader lease for the scheduler role (see docs/decisions.md, "exactly-once scheduling").
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("holder", sa.String(200), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+)
