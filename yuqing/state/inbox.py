@@ -139,20 +139,37 @@ class Inbox:
         return res.rowcount
 
     def release(
-        self, inbox_id: int, worker: str, error: str, max_attempts: int, now: datetime | None = None
-    ) -> str:
-        """Give a post back after a failure: pending again for retry, or `failed` (kept, with
-        the error, for an operator) after `max_attempts`. Returns the new status."""
+        self,
+        inbox_ids: Sequence[int],
+        worker: str,
+        error: str,
+        max_attempts: int,
+        *,
+        charge: bool = True,
+        now: datetime | None = None,
+    ) -> dict[int, str]:
+        """Give posts back after a failure: pending again for retry, or `failed` (kept, with
+        the error, for an operator) once `max_attempts` claims have failed. `charge=False`
+        gives the attempt back: an index that is down is not the post's fault, and an outage
+        of any length must not push posts to `failed`. Returns the new status by inbox id."""
         now = now or utcnow()
+        out: dict[int, str] = {}
         with self.engine.begin() as conn:
-            row = conn.execute(sa.select(inbox.c.attempts).where(inbox.c.id == inbox_id)).first()
-            status = "failed" if row is not None and row.attempts >= max_attempts else "pending"
-            conn.execute(
-                inbox.update()
-                .where(inbox.c.id == inbox_id, inbox.c.claimed_by == worker)
-                .values(status=status, lease_until=None, error=error[:4000], updated_at=now)
-            )
-        return status
+            for inbox_id in inbox_ids:
+                row = conn.execute(
+                    sa.select(inbox.c.attempts).where(inbox.c.id == inbox_id, inbox.c.claimed_by == worker)
+                ).first()
+                if row is None:
+                    continue  # overtaken after a lease ran out: the new holder decides
+                attempts = row.attempts if charge else max(row.attempts - 1, 0)
+                status = "failed" if charge and attempts >= max_attempts else "pending"
+                conn.execute(
+                    inbox.update()
+                    .where(inbox.c.id == inbox_id, inbox.c.claimed_by == worker)
+                    .values(status=status, attempts=attempts, lease_until=None, error=error[:4000], updated_at=now)
+                )
+                out[inbox_id] = status
+        return out
 
     def depth(self) -> dict[str, int]:
         """Count of inbox rows by status (the inbox-depth metric)."""

@@ -1,0 +1,19 @@
+"""Yuqing NLP engine: one small multilingual encoder, three answers per post.
+
+Modules, each named for what it holds:
+  errors        ModelError, the one exception a caller must handle when a model is unusable
+  normalize     model-input normalisation shared by training and inference
+  langid        offline language identification (lingua), ISO 639-1 codes
+  manifest      manifest.json schema, checksums, verification
+  modeling      the multi-task network (BERT-shaped encoder + sentiment and rumour heads)
+  modeldir      save / load a model directory (HF save_pretrained + manifest), offline
+  tokenization  training a WordPiece tokenizer from scratch on the shared texts
+  rumor_features  numeric context features of the classify contract (user, reposts, stance)
+  topics        keyword rules + prototype similarity over the agency's taxonomy
+  classifier    Classifier.load / classify: the inference API the worker uses
+  contract      `yuqing classify` JSONL contract (main(argv, stdin, stdout, stderr))
+  data          readers for ../shared/data
+  metrics       accuracy, macro-F1, confusion, AUC, calibration error
+  train         multi-task training: `python -m nlp.train`
+  onnx_export   ONNX export + int8 quantisation into a model directory
+"""

@@ -1,0 +1,154 @@
+"""Scheduling: crawls per source interval, detection every `alerts.interval`, retention daily.
+
+APScheduler 3 with its SQLAlchemy job store in the state database, so schedules survive
+restarts and missed runs are coalesced into one. Each crawl runs in a fresh subprocess (Twisted's
+reactor cannot restart in a process) with `max_instances=1`: one run per source at a time. Only
+the holder of the `scheduler` lease runs jobs (`yuqing.leader`).
+
+Job functions are module-level and take only the config path, as a persistent job store
+requires; each process keeps one store/engine per config path.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from yuqing.config import Settings, load_settings
+from yuqing.leader import Lease
+
+log = logging.getLogger("yuqing.scheduler")
+
+
+@lru_cache(maxsize=8)
+def _context(config_path: str) -> tuple[Settings, Any, Any]:
+    from index import open_store
+    from yuqing.state.db import connect
+
+    settings = load_settings(config_path)
+    store = open_store(settings)
+    store.ensure_schema()
+    return settings, store, connect(settings.state_url)
+
+
+def crawl_job(config_path: str, source: str) -> None:
+    """One crawl of one source, in a subprocess; its report lands in the source's health row."""
+    from crawlers.run import crawl_in_subprocess
+
+    settings = load_settings(config_path)
+    timeout = max(60.0, settings.source(source).interval.total_seconds() * 4)
+    report = crawl_in_subprocess(Path(config_path), source, timeout=timeout)
+    log.info("crawl %s: %s", source, report)
+
+
+def detect_job(config_path: str) -> None:
+    from alerts.service import run_detection
+
+    settings, store, engine = _context(config_path)
+    store.refresh()
+    changes = run_detection(settings, store, engine, datetime.now(timezone.utc))
+    for c in changes:
+        log.warning("alert: %s", c)
+
+
+def retention_job(config_path: str) -> None:
+    """Delete posts past retention from the index and processed inbox rows."""
+    from index.base import Query
+    from yuqing.privacy import retention_cutoff
+    from yuqing.state.inbox import Inbox
+
+    settings, store, engine = _context(config_path)
+    cutoff = retention_cutoff(settings)
+    n = store.delete_by_query(Query(end=cutoff, size=0))
+    m = Inbox(engine).purge_done(cutoff)
+    log.info("retention: %d posts and %d inbox rows older than %s removed", n, m, cutoff.isoformat())
+
+
+def build_scheduler(settings: Settings, config_path: str, engine: Any) -> BackgroundScheduler:
+    """A scheduler whose jobs mirror the configuration (jobs of removed sources are dropped)."""
+    scheduler = BackgroundScheduler(
+        jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename="apscheduler_jobs")},
+        executors={"default": ThreadPoolExecutor(max_workers=4)},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
+        timezone=settings.timezone,
+    )
+    return scheduler
+
+
+def sync_jobs(scheduler: BackgroundScheduler, settings: Settings, config_path: str) -> list[str]:
+    wanted: dict[str, dict[str, Any]] = {}
+    now = datetime.now(timezone.utc)
+    for s in settings.sources:
+        if not s.enabled:
+            continue
+        secs = s.interval.total_seconds()
+        wanted[f"crawl:{s.name}"] = dict(
+            func=crawl_job, args=[config_path, s.name], trigger="interval", seconds=secs,
+            jitter=int(min(secs * 0.1, 60)) or None, next_run_time=now,
+        )
+    wanted["detect"] = dict(
+        func=detect_job, args=[config_path], trigger="interval",
+        seconds=settings.alerts.interval.total_seconds(), next_run_time=now + timedelta(seconds=5),
+    )
+    wanted["retention"] = dict(func=retention_job, args=[config_path], trigger="interval", hours=24)
+    for job in scheduler.get_jobs():
+        if job.id not in wanted:
+            job.remove()
+    for job_id, spec in wanted.items():
+        scheduler.add_job(id=job_id, replace_existing=True, **spec)
+    return sorted(wanted)
+
+
+class LeaderScheduler:
+    """Runs the scheduler only while holding the `scheduler` lease."""
+
+    def __init__(self, settings: Settings, config_path: str, engine: Any, ttl: timedelta = timedelta(seconds=30)):
+        self.settings, self.config_path, self.engine = settings, config_path, engine
+        self.lease = Lease(engine, "scheduler", f"{socket.gethostname()}:{os.getpid()}", ttl)
+        self.ttl = ttl
+        self.scheduler: BackgroundScheduler | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="leader", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                leader = self.lease.acquire()
+            except Exception:  # noqa: BLE001 - a state DB hiccup: retry, keep the role
+                log.exception("lease renewal failed")
+                leader = False
+            if leader and self.scheduler is None:
+                log.info("took the scheduler lease; starting jobs")
+                self.scheduler = build_scheduler(self.settings, self.config_path, self.engine)
+                self.scheduler.start(paused=True)
+                sync_jobs(self.scheduler, self.settings, self.config_path)
+                self.scheduler.resume()
+            elif not leader and self.scheduler is not None:
+                log.warning("lost the scheduler lease; pausing jobs")
+                self.scheduler.shutdown(wait=False)
+                self.scheduler = None
+            self._stop.wait(self.ttl.total_seconds() / 3)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+            self.scheduler = None
+        try:
+            self.lease.release()
+        except Exception:  # noqa: BLE001
+            log.exception("lease release failed")
