@@ -163,10 +163,41 @@ class AlertsConfig(_Strict):
         }
     )
 
+    # --- added by the alerts module (additive; defaults keep older files valid) -------------
+    # tail test: "negbin" models the overdispersion of real volume (falls back to Poisson when
+    # the baseline shows none); "poisson" for strictly count-like streams
+    test: Literal["poisson", "negbin"] = "negbin"
+    # cap on the baseline's variance/mean ratio, so a baseline spanning a daily swing cannot
+    # make the test blind
+    max_dispersion: float = Field(default=10.0, ge=1.0)
+    # auto-resolve: volume over the last `resolve_after` is back within resolve_ratio x baseline
+    resolve_after: Duration = timedelta(minutes=30)
+    resolve_ratio: float = Field(default=1.5, ge=1.0)
+    # an open alert whose level holds gets an "updated" event at most this often
+    update_every: Duration = timedelta(minutes=15)
+    # representative posts kept per kind (highest reach, earliest, most negative) and how many
+    # posts of the window are scanned to choose them
+    evidence_posts: int = Field(default=3, ge=1, le=50)
+    evidence_scan: int = Field(default=500, ge=10, le=10_000)
+    # same-time-of-day reference: the window's count on each of the previous `seasonal_days`
+    # days (0 = off); the expectation is the larger of the recent and the seasonal one
+    seasonal_days: int = Field(default=0, ge=0, le=56)
+
     @model_validator(mode="after")
     def _windows(self) -> "AlertsConfig":
         if self.baseline < 2 * self.window:
             raise ValueError("baseline must cover at least two windows")
+        # the detector reads per-interval counts from `Store.histogram`, which buckets by these
+        allowed = {timedelta(minutes=m) for m in (1, 5, 15, 60, 1440)}
+        if self.interval not in allowed:
+            raise ValueError("interval must be one of 1m, 5m, 15m, 1h, 1d (the index's histogram buckets)")
+        for name in ("window", "baseline", "resolve_after"):
+            value = getattr(self, name)
+            if value < self.interval or value % self.interval:
+                raise ValueError(f"{name} must be a whole number of intervals ({self.interval})")
+        levels = [r.level for r in self.levels]
+        if len(set(levels)) != len(levels):
+            raise ValueError("levels: each level may have one rule only")
         return self
 
 
