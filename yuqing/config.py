@@ -138,6 +138,9 @@ class LevelRule(_Strict):
     min_negative_share: float | None = Field(default=None, ge=0.0, le=1.0)
 
 
+HISTOGRAM_BUCKETS = tuple(timedelta(minutes=m) for m in (1, 5, 15, 60, 1440))
+
+
 class AlertsConfig(_Strict):
     interval: Duration = timedelta(minutes=1)
     window: Duration = timedelta(minutes=15)
@@ -179,22 +182,48 @@ class AlertsConfig(_Strict):
     # posts of the window are scanned to choose them
     evidence_posts: int = Field(default=3, ge=1, le=50)
     evidence_scan: int = Field(default=500, ge=10, le=10_000)
+    # posts at or above this rumour likelihood are listed as rumour candidates ("unverified")
+    rumor_candidate_min: float = Field(default=0.7, ge=0.0, le=1.0)
     # same-time-of-day reference: the window's count on each of the previous `seasonal_days`
     # days (0 = off); the expectation is the larger of the recent and the seasonal one
-    seasonal_days: int = Field(default=0, ge=0, le=56)
+    seasonal_days: int = Field(default=7, ge=0, le=56)
+    # the draft holding statement promises the next update within this time
+    statement_next_update: Duration = timedelta(hours=1)
+    # size of the count buckets the detector reads; None: the largest of 1m/5m/15m/1h/1d not
+    # above `interval` (how often it runs) that divides window, baseline and resolve_after
+    bucket: Duration | None = None
+
+    @property
+    def step(self) -> timedelta:
+        """The count bucket the detector works in (see `bucket`)."""
+        return self.bucket if self.bucket is not None else self._fitting_buckets()[-1]
+
+    def _fitting_buckets(self) -> list[timedelta]:
+        names = ("window", "baseline", "resolve_after")
+        return [
+            b for b in HISTOGRAM_BUCKETS
+            if b <= max(self.interval, HISTOGRAM_BUCKETS[0])
+            and all(getattr(self, n) >= b and getattr(self, n) % b == timedelta(0) for n in names)
+        ]
 
     @model_validator(mode="after")
     def _windows(self) -> "AlertsConfig":
         if self.baseline < 2 * self.window:
             raise ValueError("baseline must cover at least two windows")
-        # the detector reads per-interval counts from `Store.histogram`, which buckets by these
-        allowed = {timedelta(minutes=m) for m in (1, 5, 15, 60, 1440)}
-        if self.interval not in allowed:
-            raise ValueError("interval must be one of 1m, 5m, 15m, 1h, 1d (the index's histogram buckets)")
+        # the detector reads per-bucket counts from `Store.histogram`, which buckets by these
+        if self.bucket is not None:
+            if self.bucket not in HISTOGRAM_BUCKETS:
+                raise ValueError("bucket must be one of 1m, 5m, 15m, 1h, 1d (the index's histogram buckets)")
+            step = self.bucket
+        else:
+            fits = self._fitting_buckets()
+            if not fits:
+                raise ValueError("window, baseline and resolve_after must be whole minutes (the detector counts per minute or coarser)")
+            step = fits[-1]
         for name in ("window", "baseline", "resolve_after"):
             value = getattr(self, name)
-            if value < self.interval or value % self.interval:
-                raise ValueError(f"{name} must be a whole number of intervals ({self.interval})")
+            if value < step or value % step:
+                raise ValueError(f"{name} must be a whole number of buckets ({step})")
         levels = [r.level for r in self.levels]
         if len(set(levels)) != len(levels):
             raise ValueError("levels: each level may have one rule only")

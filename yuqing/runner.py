@@ -26,12 +26,12 @@ CONSOLE_TOKEN_FILE = "console.token"
 def console_token(settings: Settings, engine) -> str:  # type: ignore[no-untyped-def]
     """The embedded install's admin token: created once, its hash in the state database, the
     plaintext kept only in the data directory (0600) so `yuqing run` can print it again."""
-    from api.security import create_token, verify_token
+    from api.security import authenticate, create_token
 
     path = settings.data_path / CONSOLE_TOKEN_FILE
     if path.exists():
         token = path.read_text().strip()
-        if verify_token(engine, token) is not None:
+        if authenticate(engine, token) is not None:
             return token
     token = create_token(engine, "console", "admin")
     path.parent.mkdir(parents=True, exist_ok=True)

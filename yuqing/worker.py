@@ -114,6 +114,21 @@ def process_batch(
     return report
 
 
+def _wait_for_index(store: "Store", stop: threading.Event) -> None:
+    """An index that is down at start is waited for, not fatal: posts wait in the inbox."""
+    from index.base import StoreUnavailable
+
+    delay = 1.0
+    while not stop.is_set():
+        try:
+            store.ensure_schema()
+            return
+        except StoreUnavailable as e:
+            log.warning("index unavailable at start (%s); retrying in %.0fs", e, delay)
+            stop.wait(delay)
+            delay = min(delay * 2, 60.0)
+
+
 def run_worker(settings: "Settings", stop: threading.Event | None = None, once: bool = False) -> None:
     """Drain the inbox until `stop` is set (or, with `once`, until it is empty)."""
     from index import open_store
@@ -124,7 +139,7 @@ def run_worker(settings: "Settings", stop: threading.Event | None = None, once: 
     engine = connect(settings.state_url)
     migrate(engine)
     store = open_store(settings)
-    store.ensure_schema()
+    _wait_for_index(store, stop)
     classifier = Classifier.load(
         settings.model_path,
         topics=settings.topics,
@@ -134,7 +149,7 @@ def run_worker(settings: "Settings", stop: threading.Event | None = None, once: 
     )
     inbox = Inbox(engine)
     me = worker_name()
-    log.info("worker %s: model %s, index %s", me, classifier.model_id, settings.index.backend)
+    log.info("worker %s ready: model %s, index %s", me, classifier.model_id, settings.index.backend)
     backoff = settings.worker.poll.total_seconds()
     try:
         while not stop.is_set():
