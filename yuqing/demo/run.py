@@ -15,7 +15,7 @@ import yaml
 from yuqing.demo.site import DemoSite, load_scenario
 
 FORUM_SELECTORS = {
-    "link": "a.post-link::attr(href)",
+    "link": "a.post-link",
     "title": "article h1.title::text",
     "text": "article div.content",
     "author": "article .author::text",
