@@ -272,6 +272,9 @@ def _logging(verbose: bool) -> None:
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
         stream=sys.stderr,
     )
+    if not verbose:  # their INFO lines say nothing an operator acts on
+        for name in ("alembic", "apscheduler.executors", "apscheduler.scheduler", "httpx", "scrapy"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 if __name__ == "__main__":

@@ -238,6 +238,21 @@ class ChannelConfig(_Strict):
     url: str
     min_level: Literal["blue", "yellow", "orange", "red"] = "blue"
     languages: list[str] = Field(default_factory=lambda: ["zh"])
+    # added by the alerts module: a failed send is retried `retries` times, waiting `backoff`,
+    # then 2x, 4x ... (other channels are not held up: each channel is sent on its own)
+    retries: int = Field(default=3, ge=0, le=10)
+    backoff: Duration = timedelta(seconds=5)
+
+    @field_validator("languages")
+    @classmethod
+    def _langs(cls, v: list[str]) -> list[str]:
+        known = ("zh", "en", "ar")
+        for lang in v:
+            if lang not in known:
+                raise ValueError(f"no message templates for language {lang!r} (have {', '.join(known)})")
+        if not v:
+            raise ValueError("at least one language")
+        return v
 
 
 class StateConfig(_Strict):

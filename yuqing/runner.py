@@ -42,7 +42,7 @@ def console_token(settings: Settings, engine) -> str:  # type: ignore[no-untyped
 
 
 class WorkerSupervisor:
-    """Keeps one `yuqing worker` subprocess alive until stopped."""
+    """Keeps one `yuqing worker` subprocess alive until stopped (restarted if it dies)."""
 
     def __init__(self, config_path: str, log_path: Path) -> None:
         self.config_path, self.log_path = config_path, log_path
@@ -54,7 +54,7 @@ class WorkerSupervisor:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         out = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "yuqing.worker", self.config_path], stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "yuqing.cli", "worker", "--config", self.config_path], stdout=out, stderr=subprocess.STDOUT
         )
 
     def _loop(self) -> None:

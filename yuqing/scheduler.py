@@ -93,14 +93,14 @@ def sync_jobs(scheduler: BackgroundScheduler, settings: Settings, config_path: s
             continue
         secs = s.interval.total_seconds()
         wanted[f"crawl:{s.name}"] = dict(
-            func=crawl_job, args=[config_path, s.name], trigger="interval", seconds=secs,
+            func=crawl_job, args=[config_path, s.name], name=f"crawl {s.name}", trigger="interval", seconds=secs,
             jitter=int(min(secs * 0.1, 60)) or None, next_run_time=now,
         )
     wanted["detect"] = dict(
-        func=detect_job, args=[config_path], trigger="interval",
+        func=detect_job, args=[config_path], name="detect", trigger="interval",
         seconds=settings.alerts.interval.total_seconds(), next_run_time=now + timedelta(seconds=5),
     )
-    wanted["retention"] = dict(func=retention_job, args=[config_path], trigger="interval", hours=24)
+    wanted["retention"] = dict(func=retention_job, args=[config_path], name="retention", trigger="interval", hours=24)
     for job in scheduler.get_jobs():
         if job.id not in wanted:
             job.remove()

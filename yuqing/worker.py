@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
 import threading
 import time
@@ -172,22 +171,3 @@ def run_worker(settings: "Settings", stop: threading.Event | None = None, once: 
     finally:
         store.close()
         engine.dispose()
-
-
-def main(config: str | None) -> int:
-    """`yuqing worker`: a separate process; SIGTERM/SIGINT finish the current batch, then stop."""
-    from yuqing.config import load_settings
-
-    settings = load_settings(config)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    run_worker(settings, stop)
-    return 0
-
-
-if __name__ == "__main__":  # python -m yuqing.worker CONFIG
-    import sys
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else None))
