@@ -26,11 +26,13 @@ $(DEVSTAMP): pyproject.toml $(STAMP)
 setup: $(STAMP)
 setup-dev: $(DEVSTAMP) browser
 
-# Debian's Chromium for the browser tests (never a downloaded browser build).
+# Debian's Chromium and a CJK font for the browser tests (never a downloaded browser build).
+BROWSER_PKGS = chromium fonts-wqy-microhei
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else echo "browser tests need Debian's chromium: sudo apt-get install chromium"; fi; }
+	@if command -v chromium >/dev/null 2>&1 && [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PKGS) >/dev/null; \
+	else echo "browser tests need Debian packages: sudo apt-get install $(BROWSER_PKGS) (they skip without)"; fi
 
 run: setup
 	$(VENV)/bin/yuqing demo

@@ -7,25 +7,26 @@ can build several apps side by side on different stores.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from datetime import datetime, timezone
+from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import Depends, Query as Q, Request
+from fastapi import Depends, Request
+from fastapi import Query as Q
 from pydantic import ValidationError
 
+from alerts.store import AlertStore
 from api.errors import param_problem
-from api.security import Principal, Role
+from api.security import Principal
 from index.base import Query, SortKey, Store
 from yuqing.config import Settings
-
-if TYPE_CHECKING:
-    from alerts.store import AlertStore
 
 # The largest page a client may ask for. The store allows more (the worker and the exporter
 # page through it in bulk); over HTTP a bigger page only makes a slower response.
 MAX_PAGE_SIZE = 100
 MAX_QUERY_LENGTH = 500
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
 
 
 def get_settings(request: Request) -> Settings:
@@ -40,7 +41,7 @@ def get_engine(request: Request) -> sa.Engine:
     return request.app.state.engine  # type: ignore[no-any-return]
 
 
-def get_alerts(request: Request) -> "AlertStore":
+def get_alerts(request: Request) -> AlertStore:
     return request.app.state.alerts  # type: ignore[no-any-return]
 
 
@@ -55,7 +56,7 @@ def get_principal(request: Request) -> Principal:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[Store, Depends(get_store)]
 EngineDep = Annotated[sa.Engine, Depends(get_engine)]
-AlertsDep = Annotated["AlertStore", Depends(get_alerts)]
+AlertsDep = Annotated[AlertStore, Depends(get_alerts)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
@@ -115,8 +116,13 @@ def filter_params(
     if rumor_min is not None and rumor_max is not None and rumor_min > rumor_max:
         raise param_problem("rumor_min", "query", "rumor_min must not exceed rumor_max", rumor_min)
     for name, t in (("start", start), ("end", end)):
-        if t is not None and t.tzinfo is None:
+        if t is None:
+            continue
+        if t.tzinfo is None:
             raise param_problem(name, "query", "the time must carry a zone, e.g. 2024-05-01T08:00:00+08:00 or ...Z", str(t))
+        if not EARLIEST <= t <= LATEST:
+            # the index keys posts by epoch milliseconds; far-off years are typos, not queries
+            raise param_problem(name, "query", f"expected a time between {EARLIEST.year} and {LATEST.year}", str(t))
     if start is not None and end is not None and start >= end:
         raise param_problem("end", "query", "end must be after start", str(end))
     return {
@@ -149,12 +155,3 @@ def search_query(
 
 
 SearchDep = Annotated[Query, Depends(search_query)]
-
-
-def require(principal: Principal, role: Role) -> None:
-    """For the rare check inside a route (e.g. a field only admins may see); route-level rules
-    belong in `api.security.ACCESS`."""
-    from fastapi import HTTPException
-
-    if not principal.may(role):
-        raise HTTPException(403, f"role '{principal.role.name}' may not do this; it needs '{role.name}'")

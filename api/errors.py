@@ -20,7 +20,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from index.analysis import QuerySyntaxError
 from index.base import StoreUnavailable
+from index.common import CursorError
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +47,23 @@ class Problem(BaseModel):
     errors: list[ProblemParam] | None = None
 
 
-PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": Problem, "content": {PROBLEM: {}}, "description": HTTPStatus(code).phrase}
-    for code in (401, 403, 422)
-}
+def problems(*codes: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries for problem answers (so clients and the fuzz test know
+    every status an endpoint may give). `descriptions`: `_404="no such alert"`."""
+    return {
+        code: {
+            "model": Problem,
+            "content": {PROBLEM: {}},
+            "description": descriptions.get(f"_{code}", HTTPStatus(code).phrase),
+        }
+        for code in codes
+    }
+
+
+# every guarded endpoint: no/bad token, role too low, invalid parameters
+PROBLEM_RESPONSES = problems(401, 403, 422)
+# endpoints that read the index also answer 503 while it is unreachable
+STORE_PROBLEMS = problems(401, 403, 422, 503, _503="the index cannot be reached")
 
 
 class ApiError(Exception):
@@ -100,6 +115,14 @@ def _expected(err: dict[str, Any]) -> str:
         return f"expected one of {ctx.get('expected')}"
     if kind in ("string_too_long", "too_long"):
         return f"expected at most {ctx.get('max_length')} characters"
+    if kind == "int_parsing":
+        return "expected an integer"
+    if kind == "float_parsing":
+        return "expected a number"
+    if kind == "bool_parsing":
+        return "expected true or false"
+    if kind == "string_pattern_mismatch":
+        return f"expected text matching {ctx.get('pattern')}"
     if kind.startswith("datetime"):
         return "expected an ISO 8601 time with a zone, e.g. 2024-05-01T08:00:00+08:00"
     return msg
@@ -146,6 +169,15 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api(request: Request, exc: ApiError) -> JSONResponse:
         return problem_response(exc.status, exc.detail, request, title=exc.title, type_=exc.type)
+
+    # The index raises these for what the caller typed; they name the parameter at fault.
+    @app.exception_handler(QuerySyntaxError)
+    async def _syntax(request: Request, exc: QuerySyntaxError) -> JSONResponse:
+        return await _validation(request, param_problem("q", "query", f"cannot parse the search: {exc}"))
+
+    @app.exception_handler(CursorError)
+    async def _cursor(request: Request, exc: CursorError) -> JSONResponse:
+        return await _validation(request, param_problem("cursor", "query", str(exc)))
 
     @app.exception_handler(StoreUnavailable)
     async def _store(request: Request, exc: StoreUnavailable) -> JSONResponse:

@@ -63,9 +63,7 @@ ACCESS: dict[tuple[str, str], Role | _Public] = {
     ("GET", f"{API}/health/ready"): PUBLIC,
     # the API's own description: it holds no data, and schemathesis/clients read it
     ("GET", f"{API}/openapi.json"): PUBLIC,
-    ("GET", f"{API}/docs"): PUBLIC,
     ("HEAD", f"{API}/openapi.json"): PUBLIC,
-    ("HEAD", f"{API}/docs"): PUBLIC,
     # the console shell: HTML and scripts with no data; its calls carry the token
     ("GET", "/"): PUBLIC,
     ("GET", "/static"): PUBLIC,

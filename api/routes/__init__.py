@@ -1,0 +1,1 @@
+"""One module per resource; every router uses `api.security.GuardedRoute`."""

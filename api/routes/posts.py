@@ -1,0 +1,190 @@
+"""Post search, one post with its context, and streaming export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Annotated, Literal
+
+import anyio.to_thread
+from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi import Query as Q
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from api.deps import FiltersDep, PrincipalDep, SearchDep, StoreDep, build_query
+from api.errors import STORE_PROBLEMS, problems
+from api.security import API, GuardedRoute, audit
+from index.base import Query, SearchPage, Store
+from yuqing.records import Post
+
+router = APIRouter(prefix=f"{API}/posts", tags=["posts"], route_class=GuardedRoute, responses=STORE_PROBLEMS)
+
+EXPORT_PAGE = 500
+EXPORT_CONCURRENT_PER_TOKEN = 2
+EXPORT_PER_HOUR_PER_TOKEN = 30
+POST_ID = Path(pattern=r"^[A-Za-z0-9_.:-]{1,128}$", description="document id", examples=["3f2a9c0d1e4b5a6f7788990011223344"])
+
+
+@router.get(
+    "",
+    response_model=SearchPage,
+    summary="Search posts",
+    description="Filters combine with AND; list filters take several values (OR). Results are newest "
+    "first unless `sort` says otherwise; `next_cursor` fetches the following page with the same filters.",
+)
+async def search_posts(query: SearchDep, store: StoreDep) -> SearchPage:
+    return await anyio.to_thread.run_sync(store.search, query)
+
+
+class PostContext(BaseModel):
+    """A post and what it answers or copies, so a reader sees the conversation, not a fragment."""
+
+    post: Post
+    reply_to: Post | None = None
+    repost_of: Post | None = None
+    cluster_size: int = Field(description="how many identical copies were folded into this story")
+
+
+def _context(store: Store, post_id: str) -> PostContext | None:
+    post = store.get(post_id)
+    if post is None:
+        return None
+    return PostContext(
+        post=post,
+        reply_to=store.get(post.reply_to) if post.reply_to else None,
+        repost_of=store.get(post.repost_of) if post.repost_of else None,
+        cluster_size=post.cluster_size,
+    )
+
+
+class ExportLimiter:
+    """Per-token limits on exports: a few at once and so many per hour. Exports walk the whole
+    index; unbounded, one script could starve the duty officer's console."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._active: dict[int, int] = defaultdict(int)
+        self._recent: dict[int, deque[float]] = defaultdict(deque)
+
+    def acquire(self, token_id: int) -> None:
+        now = time.monotonic()
+        with self._lock:
+            recent = self._recent[token_id]
+            while recent and now - recent[0] > 3600:
+                recent.popleft()
+            if self._active[token_id] >= EXPORT_CONCURRENT_PER_TOKEN:
+                raise HTTPException(429, f"at most {EXPORT_CONCURRENT_PER_TOKEN} exports may run at once per token",
+                                    headers={"Retry-After": "10"})
+            if len(recent) >= EXPORT_PER_HOUR_PER_TOKEN:
+                wait = int(3600 - (now - recent[0])) + 1
+                raise HTTPException(429, f"at most {EXPORT_PER_HOUR_PER_TOKEN} exports per hour per token",
+                                    headers={"Retry-After": str(wait)})
+            self._active[token_id] += 1
+            recent.append(now)
+
+    def release(self, token_id: int) -> None:
+        with self._lock:
+            self._active[token_id] = max(0, self._active[token_id] - 1)
+
+
+CSV_FIELDS = [
+    "id", "published_at", "source", "platform", "source_tier", "lang", "author_id", "author_name", "title",
+    "text", "url", "sentiment", "rumor", "topics", "watchlists", "cluster_size", "reposts", "comments", "likes",
+]
+
+
+def _csv_safe(value: object) -> str:
+    """Spreadsheet formula injection: a cell starting with = + - @ runs as a formula in Excel.
+    Post text is hostile, so such cells get a leading apostrophe."""
+    s = "" if value is None else str(value)
+    return "'" + s if s[:1] in ("=", "+", "-", "@", "\t", "\r") else s
+
+
+def _csv_row(p: Post) -> list[str]:
+    c = p.classification
+    row: list[object] = [
+        p.id, p.published_at.isoformat(), p.source, p.platform, p.source_tier.value, p.lang, p.author.id,
+        p.author.name, p.title, p.text, p.url, c.sentiment if c else None, c.rumor if c else None,
+        ";".join(t.topic for t in c.topics) if c else None, ";".join(p.watchlists), p.cluster_size,
+        p.engagement.reposts, p.engagement.comments, p.engagement.likes,
+    ]
+    return [_csv_safe(v) for v in row]
+
+
+def _export_lines(store: Store, query: Query, fmt: str, limiter: ExportLimiter, token_id: int) -> Iterator[bytes]:
+    """Page through the store with its cursor: memory stays at one page whatever the total."""
+    try:
+        if fmt == "csv":
+            buf = io.StringIO()
+            writer = csv.writer(buf)
+            buf.write("\ufeff")  # so Excel reads UTF-8 Chinese and Arabic correctly
+            writer.writerow(CSV_FIELDS)
+            yield buf.getvalue().encode()
+        q = query.model_copy(update={"size": EXPORT_PAGE, "highlight": False, "cursor": None})
+        while True:
+            page = store.search(q)
+            buf = io.StringIO()
+            if fmt == "csv":
+                writer = csv.writer(buf)
+                for hit in page.hits:
+                    writer.writerow(_csv_row(hit.post))
+            else:
+                for hit in page.hits:
+                    buf.write(hit.post.model_dump_json())
+                    buf.write("\n")
+            yield buf.getvalue().encode("utf-8")
+            if not page.next_cursor or not page.hits:
+                break
+            q = q.model_copy(update={"cursor": page.next_cursor})
+    finally:
+        limiter.release(token_id)
+
+
+@router.get(
+    "/export",
+    summary="Export every post matching a query (CSV or JSONL, streamed)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}, "application/x-ndjson": {}}}, **problems(429, _429="export limit reached")},
+)
+async def export_posts(
+    request: Request,
+    filters: FiltersDep,
+    store: StoreDep,
+    principal: PrincipalDep,
+    format: Annotated[Literal["csv", "jsonl"], Q(description="csv (UTF-8 with BOM) or jsonl (one Post per line)")] = "jsonl",
+    sort: Annotated[Literal["time", "engagement", "rumor"], Q()] = "time",
+) -> StreamingResponse:
+    query = build_query(**filters, sort=sort, size=EXPORT_PAGE)
+    limiter: ExportLimiter = request.app.state.export_limiter
+    limiter.acquire(principal.token_id)
+    try:
+        await anyio.to_thread.run_sync(
+            audit, request.app.state.engine, principal.name, "posts.export", None,
+            json.dumps({"format": format, "query": query.model_dump(mode="json", exclude_none=True)}, ensure_ascii=False),
+        )
+    except Exception:
+        limiter.release(principal.token_id)
+        raise
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    media = "text/csv; charset=utf-8" if format == "csv" else "application/x-ndjson"
+    return StreamingResponse(
+        _export_lines(store, query, format, limiter, principal.token_id),
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="posts-{stamp}.{format}"'},
+    )
+
+
+@router.get("/{post_id}", response_model=PostContext, summary="One post with what it replies to or reposts",
+            responses=problems(404, _404="no such post"))
+async def get_post(post_id: Annotated[str, POST_ID], store: StoreDep) -> PostContext:
+    ctx = await anyio.to_thread.run_sync(_context, store, post_id)
+    if ctx is None:
+        raise HTTPException(404, f"no post with id {post_id}")
+    return ctx
