@@ -187,6 +187,10 @@ class AlertsConfig(_Strict):
     # same-time-of-day reference: the window's count on each of the previous `seasonal_days`
     # days (0 = off); the expectation is the larger of the recent and the seasonal one
     seasonal_days: int = Field(default=7, ge=0, le=56)
+    # coverage gap: a source with no successful crawl for this many of its intervals raises a
+    # `silence` alert at `silence_level` ("no alert" must never mean "no data")
+    silence_after_intervals: float = Field(default=4.0, ge=1.0)
+    silence_level: Literal["blue", "yellow", "orange", "red"] = "yellow"
     # the draft holding statement promises the next update within this time
     statement_next_update: Duration = timedelta(hours=1)
     # size of the count buckets the detector reads; None: the largest of 1m/5m/15m/1h/1d not

@@ -52,13 +52,20 @@ def crawl_job(config_path: str, source: str) -> None:
 
 
 def detect_job(config_path: str) -> None:
+    """Detect, persist alert changes, then notify the channels (each in its own thread, with
+    retries; a failed channel never blocks the others)."""
+    from alerts.delivery import Notifier
+    from alerts.links import ack_key
     from alerts.service import run_detection
 
     settings, store, engine = _context(config_path)
     store.refresh()
     changes = run_detection(settings, store, engine, datetime.now(timezone.utc))
     for c in changes:
-        log.warning("alert: %s", c)
+        log.warning("alert %s: #%s %s %s", c.kind, c.alert_id, c.level, c.title)
+    if changes and settings.channels:
+        for d in Notifier(settings, engine, ack_key=ack_key(settings)).deliver(changes):
+            log.info("delivery: %s", d)
 
 
 def retention_job(config_path: str) -> None:

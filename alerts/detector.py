@@ -1,0 +1,443 @@
+"""The detection math, pure: counts in, figures and a level out.
+
+Nothing here touches a store, a database or a clock, so the service (`alerts.service`), the
+backtest (`alerts.backtest`) and the tests all run exactly the same arithmetic. Every threshold
+comes from `yuqing.config.AlertsConfig` / `LevelRule`.
+
+How a window is judged
+----------------------
+1. **Expectation.** The baseline (per-interval counts before the window) is cut into
+   window-sized blocks. Each block is capped at median + 3 robust standard deviations before
+   averaging, so a past spike inside the baseline does not raise the expectation and hide the
+   next one. The expectation per window never drops below `baseline_floor` (a watchlist that
+   usually sees nothing must not page on 0 -> 2). Where a seasonal reference is given (the
+   same time of day on earlier days), the larger of the two is used: a story that always peaks
+   at the morning commute is not an incident.
+2. **Tail probability.** How surprising the observed count is under the expectation: the
+   Poisson upper tail P(X >= observed), or the negative-binomial tail when the baseline blocks
+   vary more than Poisson allows (real social-media volume is overdispersed: a Poisson test on
+   it pages on every ordinary wobble). Computed in log space, so a huge spike gives a large
+   finite score instead of p = 0.
+3. **Level.** `LevelRule`s are checked from red down; the first whose every figure is reached
+   (count, ratio, p-value, negative share) sets the level, and the reasons name each figure
+   against its threshold, so the duty officer reads *why* it paged.
+
+The rule family computed here is `volume` (all matching posts, with the negative share as a
+condition of the higher levels). `negative` runs the same test on negative posts alone, so a
+turn of opinion is caught even when total volume is flat.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from yuqing.config import LEVELS, AlertsConfig, LevelRule
+
+LEVEL_RANK: dict[str, int] = {name: i + 1 for i, name in enumerate(LEVELS)}  # blue 1 .. red 4
+
+TestKind = Literal["poisson", "negbin"]
+
+
+def level_rank(level: str | None) -> int:
+    """0 for "no level", 1 blue .. 4 red; used to compare levels."""
+    return LEVEL_RANK.get(level or "", 0)
+
+
+# --------------------------------------------------------------------------------------------
+# tail probabilities (log space)
+# --------------------------------------------------------------------------------------------
+
+_EPS = 1e-15
+_MAX_ITER = 100_000
+
+
+def _log_lower_gamma_regularized(a: float, x: float) -> float:
+    """log P(a, x), the regularized lower incomplete gamma function (a > 0, x >= 0).
+
+    Series where it converges fast (x < a + 1, which is the spike case: the observed count
+    is well above the expectation), the continued fraction for Q = 1 - P otherwise.
+    """
+    if x <= 0.0:
+        return -math.inf
+    log_front = -x + a * math.log(x) - math.lgamma(a)
+    if x < a + 1.0:
+        ap = a
+        term = total = 1.0 / a
+        for _ in range(_MAX_ITER):
+            ap += 1.0
+            term *= x / ap
+            total += term
+            if abs(term) < abs(total) * _EPS:
+                break
+        return log_front + math.log(total)
+    # Lentz's continued fraction for Q(a, x)
+    tiny = 1e-300
+    b = x + 1.0 - a
+    c = 1.0 / tiny
+    d = 1.0 / b
+    h = d
+    for i in range(1, _MAX_ITER):
+        an = -i * (i - a)
+        b += 2.0
+        d = an * d + b
+        d = tiny if abs(d) < tiny else d
+        c = b + an / c
+        c = tiny if abs(c) < tiny else c
+        d = 1.0 / d
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < _EPS:
+            break
+    q = math.exp(log_front) * h
+    return math.log1p(-q) if q < 1.0 else -math.inf
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the incomplete beta function (modified Lentz)."""
+    tiny = 1e-300
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c = 1.0
+    d = 1.0 - qab * x / qap
+    d = tiny if abs(d) < tiny else d
+    d = 1.0 / d
+    h = d
+    for m in range(1, _MAX_ITER):
+        m2 = 2 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
+        d = 1.0 + aa * d
+        d = tiny if abs(d) < tiny else d
+        c = 1.0 + aa / c
+        c = tiny if abs(c) < tiny else c
+        d = 1.0 / d
+        h *= d * c
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+        d = 1.0 + aa * d
+        d = tiny if abs(d) < tiny else d
+        c = 1.0 + aa / c
+        c = tiny if abs(c) < tiny else c
+        d = 1.0 / d
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < _EPS:
+            break
+    return h
+
+
+def _log_beta_regularized(a: float, b: float, x: float) -> float:
+    """log I_x(a, b), the regularized incomplete beta function."""
+    if x <= 0.0:
+        return -math.inf
+    if x >= 1.0:
+        return 0.0
+    log_front = (
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    )
+    if x < (a + 1.0) / (a + b + 2.0):
+        return log_front + math.log(_betacf(a, b, x)) - math.log(a)
+    other = math.exp(log_front + math.log(_betacf(b, a, 1.0 - x)) - math.log(b))
+    return math.log1p(-other) if other < 1.0 else -math.inf
+
+
+def poisson_logsf(k: int, mu: float) -> float:
+    """log P(X >= k) for X ~ Poisson(mu). P(X >= k) = P(k, mu) (regularized lower gamma)."""
+    if k <= 0:
+        return 0.0
+    if mu <= 0.0:
+        return -math.inf
+    return _log_lower_gamma_regularized(float(k), float(mu))
+
+
+def negbin_logsf(k: int, mu: float, var: float) -> float:
+    """log P(X >= k) for a negative binomial with mean `mu` and variance `var` (> mu).
+
+    With size r = mu^2 / (var - mu) and q = mu / (mu + r): P(X >= k) = I_q(k, r). Falls back
+    to Poisson when `var` <= `mu` (no overdispersion to model).
+    """
+    if k <= 0:
+        return 0.0
+    if mu <= 0.0:
+        return -math.inf
+    if var <= mu * (1.0 + 1e-9):
+        return poisson_logsf(k, mu)
+    r = mu * mu / (var - mu)
+    q = mu / (mu + r)
+    return _log_beta_regularized(float(k), r, q)
+
+
+# --------------------------------------------------------------------------------------------
+# expectation
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What one window is expected to hold.
+
+    `expected` is the count per window used in the test (floored, seasonal-aware); `raw` the
+    robust baseline mean before the floor; `dispersion` the variance-to-mean ratio of the
+    baseline blocks (1 = Poisson); `blocks` how many baseline windows it was estimated from
+    (few blocks = young history, said so in the figures); `seasonal` the same-time-of-day
+    reference when one was given.
+    """
+
+    expected: float
+    raw: float
+    dispersion: float
+    blocks: int
+    seasonal: float | None = None
+
+    @property
+    def variance(self) -> float:
+        return self.expected * self.dispersion
+
+
+def _median(xs: Sequence[float]) -> float:
+    return float(np.median(np.asarray(xs, dtype=float))) if len(xs) else 0.0
+
+
+def block_sums(counts: Sequence[int | float], block: int) -> list[float]:
+    """Sums of consecutive `block`-long slices, aligned to the end (the most recent block is
+    complete; an incomplete leading remainder is dropped)."""
+    if block <= 0:
+        raise ValueError("block must be positive")
+    n = len(counts) // block
+    if n == 0:
+        return []
+    arr = np.asarray(counts, dtype=float)[len(counts) - n * block :]
+    return arr.reshape(n, block).sum(axis=1).tolist()
+
+
+def robust_mean_and_dispersion(blocks: Sequence[float]) -> tuple[float, float]:
+    """Mean and variance/mean of `blocks`, each capped at median + 3 robust SDs first.
+
+    The robust SD is 1.4826 x MAD but never below the Poisson SD sqrt(median) nor 1, so
+    sparse counts (mostly zeros) are not all treated as outliers.
+    """
+    if len(blocks) == 0:
+        return 0.0, 1.0
+    b = np.asarray(blocks, dtype=float)
+    med = float(np.median(b))
+    mad = float(np.median(np.abs(b - med))) * 1.4826
+    sd = max(mad, math.sqrt(max(med, 0.0)), 1.0)
+    capped = np.minimum(b, med + 3.0 * sd)
+    mean = float(capped.mean())
+    if len(capped) < 3 or mean <= 0.0:
+        return mean, 1.0
+    var = float(capped.var(ddof=1))
+    return mean, max(1.0, var / mean)
+
+
+def expectation(
+    baseline: Sequence[int | float],
+    window_len: int,
+    floor: float,
+    *,
+    seasonal: Sequence[float] | None = None,
+    test: TestKind = "negbin",
+    max_dispersion: float | None = None,
+) -> Expectation:
+    """Expected count for one window from the baseline intervals before it.
+
+    `seasonal`: counts of the same window at the same time of day on earlier days/weeks
+    (their median is the seasonal reference). `test` "poisson" forces dispersion 1.
+    `max_dispersion` caps the variance-to-mean ratio so a baseline spanning a strong daily
+    swing cannot make the test blind.
+    """
+    blocks = block_sums(baseline, window_len)
+    raw, dispersion = robust_mean_and_dispersion(blocks)
+    seasonal_ref: float | None = None
+    if seasonal:
+        seasonal_ref = _median([float(s) for s in seasonal])
+    expected = max(raw, seasonal_ref or 0.0, floor)
+    if test == "poisson":
+        dispersion = 1.0
+    elif max_dispersion is not None:
+        dispersion = min(dispersion, max_dispersion)
+    return Expectation(expected=expected, raw=raw, dispersion=dispersion, blocks=len(blocks), seasonal=seasonal_ref)
+
+
+# --------------------------------------------------------------------------------------------
+# figures and levels
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Everything an alert says about the window; stored as the alert's `figures` JSON."""
+
+    observed: int
+    expected: float
+    ratio: float
+    p_value: float
+    score: float  # -log10(p): higher = more anomalous; finite even when p underflows
+    negative: int
+    negative_share: float | None  # None when nothing was observed
+    baseline_raw: float
+    dispersion: float
+    baseline_blocks: int
+    seasonal: float | None = None
+    previous: int | None = None  # the window before this one
+    growth: float | None = None  # observed / previous (None when previous is 0 or unknown)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def score_window(
+    observed: int,
+    negative: int,
+    exp: Expectation,
+    *,
+    previous: int | None = None,
+) -> Figures:
+    """Figures for one window against its expectation."""
+    if observed < 0 or negative < 0:
+        raise ValueError("counts cannot be negative")
+    if negative > observed:
+        raise ValueError(f"negative count {negative} exceeds total {observed}")
+    if exp.dispersion > 1.0:
+        logp = negbin_logsf(observed, exp.expected, exp.variance)
+    else:
+        logp = poisson_logsf(observed, exp.expected)
+    p = math.exp(logp) if logp > -745.0 else 0.0
+    score = -logp / math.log(10.0) if logp > -math.inf else 1e6
+    growth = (observed / previous) if previous else None
+    return Figures(
+        observed=int(observed),
+        expected=round(exp.expected, 6),
+        ratio=round(observed / exp.expected, 6),
+        p_value=p,
+        score=round(max(score, 0.0), 6),
+        negative=int(negative),
+        negative_share=(round(negative / observed, 6) if observed else None),
+        baseline_raw=round(exp.raw, 6),
+        dispersion=round(exp.dispersion, 6),
+        baseline_blocks=exp.blocks,
+        seasonal=exp.seasonal,
+        previous=previous,
+        growth=(round(growth, 6) if growth is not None else None),
+    )
+
+
+def _fmt(x: float) -> str:
+    if x == 0:
+        return "0"
+    if abs(x) < 1e-3:
+        return f"{x:.1e}"
+    return f"{x:.3g}"
+
+
+def rule_checks(fig: Figures, rule: LevelRule) -> tuple[bool, list[str]]:
+    """Whether `rule` holds for `fig`, and each condition as 'figure >= threshold' text."""
+    checks: list[tuple[bool, str]] = [
+        (fig.observed >= rule.min_count, f"count {fig.observed} {'≥' if fig.observed >= rule.min_count else '<'} {rule.min_count}"),
+        (fig.ratio >= rule.min_ratio, f"ratio {_fmt(fig.ratio)} {'≥' if fig.ratio >= rule.min_ratio else '<'} {_fmt(rule.min_ratio)}"),
+        (fig.p_value <= rule.max_p_value, f"p {_fmt(fig.p_value)} {'≤' if fig.p_value <= rule.max_p_value else '>'} {_fmt(rule.max_p_value)}"),
+    ]
+    if rule.min_negative_share is not None:
+        share = fig.negative_share or 0.0
+        ok = share >= rule.min_negative_share
+        checks.append((ok, f"negative share {_fmt(share)} {'≥' if ok else '<'} {_fmt(rule.min_negative_share)}"))
+    return all(ok for ok, _ in checks), [text for _, text in checks]
+
+
+def choose_level(fig: Figures, rules: Sequence[LevelRule]) -> tuple[LevelRule | None, list[str]]:
+    """The highest-level rule that holds (checked red down) and its reasons; (None, []) when
+    none holds."""
+    for rule in sorted(rules, key=lambda r: level_rank(r.level), reverse=True):
+        ok, reasons = rule_checks(fig, rule)
+        if ok:
+            return rule, reasons
+    return None, []
+
+
+@dataclass(frozen=True)
+class Detection:
+    """The verdict for one window of one rule family."""
+
+    rule: str  # family: "volume" | "negative"
+    level: str | None
+    figures: Figures
+    reasons: tuple[str, ...] = ()
+    level_rule: LevelRule | None = None
+    expectation: Expectation | None = field(default=None, compare=False)
+
+    @property
+    def fired(self) -> bool:
+        return self.level is not None
+
+    def explain(self) -> str:
+        """One line: which rule fired and with what figures."""
+        if not self.fired:
+            return f"{self.rule}: no level holds ({self.figures.observed} vs {_fmt(self.figures.expected)} expected)"
+        return f"{self.rule} rule {self.level}: " + ", ".join(self.reasons)
+
+
+def window_len(cfg: AlertsConfig) -> int:
+    """Intervals per window (the config validator guarantees an exact multiple)."""
+    return round(cfg.window / cfg.step)
+
+
+def baseline_len(cfg: AlertsConfig) -> int:
+    return round(cfg.baseline / cfg.step)
+
+
+def detect(
+    window_total: Sequence[int],
+    window_negative: Sequence[int],
+    baseline_total: Sequence[int],
+    cfg: AlertsConfig,
+    *,
+    rule: str = "volume",
+    previous: int | None = None,
+    seasonal: Sequence[float] | None = None,
+    pinned_expected: float | None = None,
+) -> Detection:
+    """Judge one window.
+
+    `window_total` / `window_negative`: per-interval counts of the window (total, negative);
+    `baseline_total`: per-interval counts before it (oldest first). `pinned_expected`: the
+    expectation frozen when an alert for this incident opened; while the incident runs, the
+    live baseline fills with the incident itself, so the smaller of the two is used and an
+    ongoing story is not judged against its own volume.
+    """
+    if len(window_total) != len(window_negative):
+        raise ValueError("window_total and window_negative must have the same length")
+    exp = expectation(
+        baseline_total,
+        window_len(cfg),
+        cfg.baseline_floor,
+        seasonal=seasonal,
+        test=cfg.test,
+        max_dispersion=cfg.max_dispersion,
+    )
+    if pinned_expected is not None and pinned_expected < exp.expected:
+        exp = Expectation(
+            expected=max(pinned_expected, cfg.baseline_floor),
+            raw=exp.raw,
+            dispersion=exp.dispersion,
+            blocks=exp.blocks,
+            seasonal=exp.seasonal,
+        )
+    fig = score_window(int(sum(window_total)), int(sum(window_negative)), exp, previous=previous)
+    level_rule, reasons = choose_level(fig, cfg.levels)
+    return Detection(
+        rule=rule,
+        level=level_rule.level if level_rule else None,
+        figures=fig,
+        reasons=tuple(reasons),
+        level_rule=level_rule,
+        expectation=exp,
+    )
+
+
+def back_to_baseline(recent_total: int, recent_len: int, exp: Expectation, cfg: AlertsConfig) -> bool:
+    """True when the last `recent_len` intervals hold no more than `resolve_ratio` x what the
+    baseline expects for that span: the incident has subsided and its alert may resolve."""
+    per_interval = exp.expected / window_len(cfg)
+    return recent_total <= cfg.resolve_ratio * per_interval * recent_len

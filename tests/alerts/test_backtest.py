@@ -1,0 +1,108 @@
+"""`alerts.backtest.main`: the contract the benchmarks rely on."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from alerts.backtest import main
+from tests.alerts.streams import draw
+
+START = datetime(2015, 2, 26, 21, 42, 53)
+
+
+def _write(path: Path, counts: np.ndarray, step: timedelta = timedelta(minutes=5), skip: set[int] | None = None) -> Path:
+    lines = ["timestamp,value"]
+    for i, c in enumerate(counts):
+        if skip and i in skip:
+            continue
+        lines.append(f"{(START + i * step).strftime('%Y-%m-%d %H:%M:%S')},{int(c)}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _run(argv: list[str]) -> tuple[int, list[dict]]:
+    buf = io.StringIO()
+    rc = main(argv, out=buf)
+    return rc, [json.loads(line) for line in buf.getvalue().splitlines()]
+
+
+def _spiky(n: int = 3 * 288, at: int = 2 * 288 + 100) -> np.ndarray:
+    rate = np.full(n, 40.0)
+    rate[at : at + 12] = 400.0  # an hour at 10x
+    return draw(rate, seed=5)
+
+
+def test_one_line_per_alert_raised_with_the_csv_timestamp(tmp_path: Path) -> None:
+    at = 2 * 288 + 100
+    csv = _write(tmp_path / "s.csv", _spiky(at=at))
+    rc, alerts = _run(["--series", str(csv), "--config", str(_cfg(tmp_path))])
+    assert rc == 0
+    assert len(alerts) == 1  # one hour of spike: one alert, not one per interval
+    a = alerts[0]
+    assert set(a) == {"timestamp", "level", "score", "rule"}
+    assert a["timestamp"] == (START + at * timedelta(minutes=5)).strftime("%Y-%m-%d %H:%M:%S")
+    assert a["level"] in ("blue", "yellow", "orange", "red") and a["rule"] == "volume"
+    assert a["score"] > 10
+
+
+def _cfg(tmp_path: Path, extra: str = "") -> Path:
+    p = tmp_path / "config.yaml"
+    p.write_text("alerts:\n  window: 15m\n  baseline: 6h\n  seasonal_days: 1\n" + extra, encoding="utf-8")
+    return p
+
+
+def test_no_look_ahead(tmp_path: Path) -> None:
+    counts = draw(np.where(np.arange(3 * 288) % 200 < 6, 300.0, 30.0), seed=9)  # a burst every 200 slots
+    full = _write(tmp_path / "full.csv", counts)
+    rc, everything = _run(["--series", str(full), "--config", str(_cfg(tmp_path))])
+    assert rc == 0 and len(everything) >= 3
+    cut = 2 * 288
+    part = _write(tmp_path / "part.csv", counts[:cut])
+    rc, prefix = _run(["--series", str(part), "--config", str(_cfg(tmp_path))])
+    limit = (START + (cut - 1) * timedelta(minutes=5)).strftime("%Y-%m-%d %H:%M:%S")
+    assert prefix == [a for a in everything if a["timestamp"] <= limit]
+
+
+def test_interval_inferred_or_given_and_short_history(tmp_path: Path) -> None:
+    counts = np.full(40, 20)
+    counts[30:33] = 200  # two and a half hours in: a short history must still be judged
+    csv = _write(tmp_path / "s.csv", counts)
+    rc, inferred = _run(["--series", str(csv), "--config", str(_cfg(tmp_path))])
+    rc2, given = _run(["--series", str(csv), "--interval", "5m", "--config", str(_cfg(tmp_path))])
+    assert rc == rc2 == 0 and inferred == given
+    assert [a["timestamp"] for a in inferred] == [(START + 30 * timedelta(minutes=5)).strftime("%Y-%m-%d %H:%M:%S")]
+
+
+def test_gaps_are_not_spikes(tmp_path: Path) -> None:
+    counts = np.full(200, 20)
+    csv = _write(tmp_path / "s.csv", counts, skip=set(range(100, 110)))
+    rc, alerts = _run(["--series", str(csv), "--config", str(_cfg(tmp_path))])
+    assert rc == 0 and alerts == []
+
+
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        ("time,count\n2015-01-01 00:00:00,1\n", "expected the header"),
+        ("timestamp,value\n2015-01-01 00:00:00,1\nyesterday,2\n", ":3: timestamp 'yesterday'"),
+        ("timestamp,value\n2015-01-01 00:00:00,1\n2015-01-01 00:05:00,x\n", "is not a number"),
+        ("timestamp,value\n2015-01-01 00:05:00,1\n2015-01-01 00:00:00,1\n", "must increase"),
+    ],
+)
+def test_bad_series_exit_2_with_the_line(tmp_path: Path, content: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    p = tmp_path / "bad.csv"
+    p.write_text(content, encoding="utf-8")
+    assert main(["--series", str(p), "--config", str(_cfg(tmp_path))]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_interval_that_does_not_fit_the_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    csv = _write(tmp_path / "s.csv", np.full(50, 3))
+    assert main(["--series", str(csv), "--interval", "1h", "--config", str(_cfg(tmp_path))]) == 2
+    assert "interval 1:00:00" in capsys.readouterr().err
