@@ -97,6 +97,15 @@ alerts = sa.Table(
     sa.Column("resolved_at", UTCDateTime()),
     sa.Index("ix_alerts_key_state", "key", "state"),
     sa.Index("ix_alerts_opened", "opened_at"),
+    # one incident = one alert thread: at most one unresolved alert per key, even with two
+    # detectors racing (the scheduler lease normally prevents that; this makes it a guarantee)
+    sa.Index(
+        "uq_alerts_unresolved_key",
+        "key",
+        unique=True,
+        sqlite_where=sa.text("state <> 'resolved'"),
+        postgresql_where=sa.text("state <> 'resolved'"),
+    ),
 )
 
 # Every change to an alert, in order; the id is the SSE event id (Last-Event-ID resumes here).
@@ -110,6 +119,24 @@ alert_events = sa.Table(
     sa.Column("actor", sa.String(200)),
     sa.Column("payload", sa.Text, nullable=False),  # JSON
     sa.Index("ix_alert_events_alert", "alert_id"),
+)
+
+# Notification outbox: one row per (alert event, channel), written in the same transaction as
+# the event, so a crash between detecting and delivering loses no notification.
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("alert_event_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), sa.ForeignKey("alert_events.id"), nullable=False),
+    sa.Column("channel", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="pending"),  # pending|sent|failed
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("sent_at", UTCDateTime()),
+    sa.UniqueConstraint("alert_event_id", "channel", name="uq_deliveries_event_channel"),
+    sa.Index("ix_deliveries_status", "status", "id"),
 )
 
 tokens = sa.Table(
