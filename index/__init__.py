@@ -17,7 +17,7 @@ def open_store(settings: "Settings") -> Store:
     if settings.index.backend == "elasticsearch":
         from index.elastic import ElasticStore
 
-        return ElasticStore(settings.index.elasticsearch)
+        return ElasticStore(settings.index.elasticsearch, retention_days=settings.privacy.retention_days)
     from index.sqlite import SqliteStore
 
     return SqliteStore(settings.sqlite_index_path)

@@ -105,7 +105,9 @@ class Store(Protocol):
 
     def delete_by_query(self, query: Query) -> int: ...
 
-    def search(self, query: Query) -> SearchPage: ...
+    def search(self, query: Query) -> SearchPage:
+        """Raises ValueError (`index.analysis.QuerySyntaxError`, `index.common.CursorError`)
+        for a query the user wrote wrong or a cursor that does not belong to this query."""
 
     def count(self, query: Query) -> int: ...
 
@@ -116,7 +118,9 @@ class Store(Protocol):
         '1m', '5m', '15m', '1h', '1d'. Empty buckets between the first and last are included."""
 
     def terms(self, query: Query, field: TermsField, size: int = 10) -> list[tuple[str, int]]:
-        """Top values of `field` with counts, most frequent first, ties by value."""
+        """Top values of `field` with counts, most frequent first, ties by value. `term` means
+        the words of the post text as analysed for search (Chinese bigrams without function
+        characters, unstemmed words), not the watchlist terms a post matched."""
 
     def refresh(self) -> None:
         """Make everything indexed so far visible to search (no-op where already true)."""

@@ -1,0 +1,718 @@
+"""SqliteStore: the embedded index (default backend), one SQLite file in WAL mode.
+
+How it works, in one paragraph. `posts` is a narrow table (every filter and sort column, no
+text) whose INTEGER PRIMARY KEY `rid` is `(published_ms << 16) | slot`: the table *is* the
+time index, so a time range is a contiguous rowid range, "newest first" is a backwards rowid
+walk, and the FTS5 table (`fts`, rowid = rid) can apply the same range and order inside the
+full-text index itself (FTS5 consumes `rowid` ranges and `ORDER BY rowid DESC`). The Post JSON
+and its "top terms" live in `docs`, topics and watchlists in `tags`; secondary indexes on
+sentiment, source, lang, platform and author end in the implicit rid, so each is a covering
+(value, time) index for the hot aggregations. Full text: `index.analysis` analyses in Python
+like Elasticsearch's `cjk` / `arabic` / `english` / `standard` analyzers and FTS5 stores the
+finished tokens in four columns; the search language compiles to one FTS5 MATCH where it can
+(else to rid IN / NOT IN sub-selects). Sorts are total: (time desc, id desc), or engagement /
+rumour / relevance desc then the same tie-break; cursors are keyset (see `index.common`).
+Threading: one connection per thread (`threading.local`), so API request threads read in
+parallel under WAL while the worker writes; writes in one process are serialised by a lock and
+across processes by SQLite's lock with a 30 s busy timeout. A write that cannot get the lock or
+fails on I/O comes back as per-item retryable failures, never as lost posts.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import zlib
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from index import analysis as an
+from index.base import Bucket, Hit, IndexResult, Query, SearchPage, StoreUnavailable, TermsField
+from index.common import (
+    INTERVALS_MS,
+    bucket_sequence,
+    day_start_ms,
+    decode_cursor,
+    encode_cursor,
+    engagement_of,
+    from_ms,
+    local_date_of_day_index,
+    offset_segments,
+    rumor_sort_of,
+    time_range_ms,
+    to_ms,
+)
+from yuqing.records import Post
+
+SCHEMA_VERSION = 1
+SLOT_BITS = 16
+SLOT_MASK = (1 << SLOT_BITS) - 1
+# post columns that `terms` / `split_by` read directly
+_COLUMNS: dict[str, str] = {
+    "sentiment": "sentiment",
+    "source": "source",
+    "platform": "platform",
+    "lang": "lang",
+    "author": "author",
+    "source_tier": "source_tier",
+}
+_TAG_KINDS = {"topic": 1, "watchlist": 2}
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS posts (
+    rid INTEGER PRIMARY KEY,          -- (published_ms << {SLOT_BITS}) | slot: the time index
+    id TEXT NOT NULL UNIQUE,
+    published_ms INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    platform TEXT NOT NULL,
+    source_tier TEXT NOT NULL,
+    lang TEXT,
+    author TEXT,
+    sentiment TEXT,
+    rumor REAL,
+    rumor_sort REAL NOT NULL,
+    engagement INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS posts_sentiment ON posts (sentiment);  -- (sentiment, rid): time x sentiment
+CREATE INDEX IF NOT EXISTS posts_source ON posts (source);        -- (source, rid)
+CREATE INDEX IF NOT EXISTS posts_lang ON posts (lang);
+CREATE INDEX IF NOT EXISTS posts_platform ON posts (platform);
+CREATE INDEX IF NOT EXISTS posts_author ON posts (author);
+CREATE INDEX IF NOT EXISTS posts_engagement ON posts (engagement, published_ms, id);
+CREATE INDEX IF NOT EXISTS posts_rumor ON posts (rumor_sort, published_ms, id);
+CREATE TABLE IF NOT EXISTS tags (
+    kind INTEGER NOT NULL, value TEXT NOT NULL, rid INTEGER NOT NULL,
+    PRIMARY KEY (kind, value, rid)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tags_rid ON tags (rid);
+CREATE TABLE IF NOT EXISTS docs (rid INTEGER PRIMARY KEY, post TEXT NOT NULL, terms TEXT NOT NULL);
+"""
+_FTS_TOKENIZE = "unicode61 remove_diacritics 0 categories 'L* N* Co M*' tokenchars '_.:''\u2019\u00b7,;'"
+
+
+@dataclass
+class _Where:
+    """SQL conditions on `posts p` plus the full-text part of a query."""
+
+    sql: list[str]
+    params: list[Any]
+    node: an.Node
+    lo_rid: int | None
+    hi_rid: int | None  # exclusive
+
+    def clause(self) -> str:
+        return " AND ".join(self.sql) if self.sql else "1"
+
+
+class SqliteStore:
+    """The embedded `index.base.Store` over one SQLite file (see the module docstring)."""
+
+    def __init__(self, path: Path | str, *, busy_timeout_s: float = 30.0) -> None:
+        self.path = Path(path)
+        self.busy_timeout_s = busy_timeout_s
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        self._schema_ready = False
+        self._closed = False
+
+    # -- connections ------------------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        if self._closed:
+            raise StoreUnavailable("the store is closed")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # check_same_thread=False only so close() may close every thread's connection;
+            # each connection is otherwise used by the one thread that opened it.
+            conn = sqlite3.connect(
+                self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA temp_store=MEMORY")
+            conn.execute("PRAGMA cache_size=-65536")
+            conn.execute("PRAGMA mmap_size=268435456")
+        except sqlite3.Error as e:
+            raise StoreUnavailable(f"cannot open {self.path}: {e}") from e
+        self._local.conn = conn
+        with self._conns_lock:
+            self._conns.append(conn)
+        if not self._schema_ready:
+            self.ensure_schema()
+        return conn
+
+    def ensure_schema(self) -> None:
+        conn = getattr(self._local, "conn", None) or self._conn()
+        with self._write_lock:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for stmt in _SCHEMA.split(";"):
+                    if stmt.strip():
+                        conn.execute(stmt)
+                try:
+                    conn.execute(
+                        f"CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(zh, ar, en, std, "
+                        f"tokenize=\"{_FTS_TOKENIZE}\", detail=full)"
+                    )
+                except sqlite3.OperationalError:  # SQLite < 3.25 has no `categories`
+                    conn.execute(
+                        "CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(zh, ar, en, std, "
+                        "tokenize=\"unicode61 remove_diacritics 0 tokenchars '_.:''\u2019\u00b7,;'\", detail=full)"
+                    )
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (str(SCHEMA_VERSION),),
+                )
+                conn.execute("COMMIT")
+            except sqlite3.Error as e:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise StoreUnavailable(f"cannot create the index schema in {self.path}: {e}") from e
+        self._schema_ready = True
+
+    def ping(self) -> bool:
+        try:
+            self._conn().execute("SELECT 1 FROM posts LIMIT 1").fetchall()
+            return True
+        except (sqlite3.Error, StoreUnavailable):
+            return False
+
+    def refresh(self) -> None:
+        """Committed writes are visible to every new read at once; nothing to do."""
+
+    def close(self) -> None:
+        self._closed = True
+        with self._conns_lock:
+            conns, self._conns = self._conns, []
+        for c in conns:
+            try:
+                c.close()
+            except sqlite3.Error:
+                pass
+        self._local = threading.local()
+
+    # -- writing ----------------------------------------------------------------------------
+    def bulk_index(self, posts: Sequence[Post]) -> list[IndexResult]:
+        """Upsert by `post.id` in one transaction. A post that cannot be analysed fails alone
+        (not retryable: the same post would fail again); a database that cannot be written
+        (locked past the busy timeout, disk full) fails every post of the call as retryable.
+        The last copy of an id within one call wins."""
+        results: list[IndexResult | None] = [None] * len(posts)
+        prepared: dict[str, tuple[int, Post, dict[str, str], list[str], str]] = {}
+        for i, p in enumerate(posts):
+            try:
+                js = p.model_dump_json()  # fails here, alone, on text that is not valid Unicode
+                cols, terms = an.analyze_post(p.title, p.text)
+            except Exception as e:  # noqa: BLE001 - one bad post must not sink the batch
+                results[i] = IndexResult(p.id, False, f"cannot index: {type(e).__name__}: {e}", retryable=False)
+                continue
+            prepared[p.id] = (i, p, cols, terms, js)
+        failed: str | None = None
+        if prepared:
+            try:
+                conn = self._conn()
+                with self._write_lock:
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        self._write(conn, list(prepared.values()))
+                        conn.execute("COMMIT")
+                    except BaseException:
+                        if conn.in_transaction:
+                            conn.execute("ROLLBACK")
+                        raise
+            except (sqlite3.Error, StoreUnavailable) as e:
+                failed = f"index write failed: {e}"
+        for i, p in enumerate(posts):
+            if results[i] is None:
+                ok = failed is None or p.id not in prepared
+                results[i] = IndexResult(p.id, True) if ok else IndexResult(p.id, False, failed, retryable=True)
+        return [r for r in results if r is not None]
+
+    def _write(self, conn: sqlite3.Connection, items: list[tuple[int, Post, dict[str, str], list[str], str]]) -> None:
+        ids = [p.id for _, p, _, _, _ in items]
+        existing: dict[str, int] = {}
+        for chunk in _chunks(ids, 500):
+            q = f"SELECT id, rid FROM posts WHERE id IN ({','.join('?' * len(chunk))})"
+            existing.update(conn.execute(q, chunk).fetchall())
+        if existing:
+            self._delete_rids(conn, list(existing.values()))
+        post_rows, doc_rows, fts_rows, tag_rows = [], [], [], []
+        wanted = {p.id: (to_ms(p.published_at) << SLOT_BITS) | (zlib.crc32(p.id.encode()) & SLOT_MASK) for _, p, _, _, _ in items}
+        occupied: set[int] = set()
+        cands = list(wanted.values())
+        for chunk in _chunks(cands, 500):
+            occupied.update(r for (r,) in conn.execute(f"SELECT rid FROM posts WHERE rid IN ({','.join('?' * len(chunk))})", chunk))
+        taken: set[int] = set()
+        for _, p, cols, terms, js in items:
+            ms = to_ms(p.published_at)
+            rid = wanted[p.id]
+            if rid in occupied or rid in taken:
+                rid = self._free_rid(conn, ms, p.id, taken)
+            taken.add(rid)
+            c = p.classification
+            post_rows.append(
+                (
+                    rid,
+                    p.id,
+                    ms,
+                    p.source,
+                    p.platform,
+                    p.source_tier.value,
+                    p.lang,
+                    p.author.id,
+                    c.sentiment if c else None,
+                    c.rumor if c else None,
+                    rumor_sort_of(p),
+                    engagement_of(p),
+                )
+            )
+            doc_rows.append((rid, js, "\n".join(terms)))
+            fts_rows.append((rid, cols["zh"], cols["ar"], cols["en"], cols["std"]))
+            if c:
+                for topic in dict.fromkeys(t.topic for t in c.topics):
+                    tag_rows.append((_TAG_KINDS["topic"], topic, rid))
+            for w in dict.fromkeys(p.watchlists):
+                tag_rows.append((_TAG_KINDS["watchlist"], w, rid))
+        conn.executemany("INSERT INTO posts VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", post_rows)
+        conn.executemany("INSERT INTO docs VALUES (?,?,?)", doc_rows)
+        conn.executemany("INSERT INTO fts (rowid, zh, ar, en, std) VALUES (?,?,?,?,?)", fts_rows)
+        conn.executemany("INSERT INTO tags VALUES (?,?,?)", tag_rows)
+
+    @staticmethod
+    def _free_rid(conn: sqlite3.Connection, ms: int, doc_id: str, taken: set[int]) -> int:
+        """`(ms << 16) | slot`, slot from a hash of the id, probing on the rare collision of two
+        posts in the same millisecond (order within a millisecond is by id, not by slot)."""
+        base = ms << SLOT_BITS
+        slot = zlib.crc32(doc_id.encode()) & SLOT_MASK
+        for k in range(SLOT_MASK + 1):
+            rid = base | ((slot + k) & SLOT_MASK)
+            if rid in taken:
+                continue
+            if conn.execute("SELECT 1 FROM posts WHERE rid = ?", (rid,)).fetchone() is None:
+                return rid
+        raise sqlite3.IntegrityError(f"more than {SLOT_MASK + 1} posts in one millisecond")
+
+    @staticmethod
+    def _delete_rids(conn: sqlite3.Connection, rids: list[int]) -> None:
+        for chunk in _chunks(rids, 500):
+            marks = ",".join("?" * len(chunk))
+            for table, col in (("posts", "rid"), ("docs", "rid"), ("fts", "rowid"), ("tags", "rid")):
+                conn.execute(f"DELETE FROM {table} WHERE {col} IN ({marks})", chunk)
+
+    def delete_by_query(self, query: Query) -> int:
+        w = self._where(query)
+        if w.node == an.FALSE:
+            return 0
+        conn = self._conn()
+        try:
+            with self._write_lock:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    rids = [r for (r,) in conn.execute(f"SELECT p.rid FROM posts p WHERE {w.clause()}", w.params)]
+                    self._delete_rids(conn, rids)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+        except sqlite3.OperationalError as e:
+            raise StoreUnavailable(f"cannot delete from {self.path}: {e}") from e
+        return len(rids)
+
+    # -- reading ----------------------------------------------------------------------------
+    def get(self, doc_id: str) -> Post | None:
+        row = self._conn().execute(
+            "SELECT d.post FROM posts p JOIN docs d ON d.rid = p.rid WHERE p.id = ?", (doc_id,)
+        ).fetchone()
+        return Post.model_validate_json(row[0]) if row else None
+
+    def _where(self, q: Query, with_text: bool = True) -> _Where:
+        """Conditions on `posts p` for every filter of `q`; the text part as SQL too unless
+        `with_text` is False (the caller drives the search from FTS5 itself)."""
+        sql: list[str] = []
+        params: list[Any] = []
+        start, end = time_range_ms(q)
+        lo_rid = hi_rid = None
+        if start is not None:
+            lo_rid = start << SLOT_BITS
+            sql.append("p.rid >= ?")
+            params.append(lo_rid)
+        if end is not None:
+            hi_rid = end << SLOT_BITS
+            sql.append("p.rid < ?")
+            params.append(hi_rid)
+        for values, col in (
+            (q.sources, "source"),
+            (q.platforms, "platform"),
+            (q.langs, "lang"),
+            (q.sentiments, "sentiment"),
+            (q.authors, "author"),
+        ):
+            if values is not None:
+                sql.append(f"p.{col} IN ({','.join('?' * len(values))})" if values else "0")
+                params.extend(values)
+        for values, kind in ((q.topics, "topic"), (q.watchlists, "watchlist")):
+            if values is not None:
+                if not values:
+                    sql.append("0")
+                    continue
+                sql.append(
+                    f"p.rid IN (SELECT rid FROM tags WHERE kind = ? AND value IN ({','.join('?' * len(values))}))"
+                )
+                params.append(_TAG_KINDS[kind])
+                params.extend(values)
+        if q.rumor_min is not None:
+            sql.append("p.rumor >= ?")
+            params.append(q.rumor_min)
+        if q.rumor_max is not None:
+            sql.append("p.rumor <= ?")
+            params.append(q.rumor_max)
+        node = an.parse(q.text)
+        if node == an.FALSE:
+            sql.append("0")
+        elif with_text and node != an.TRUE:
+            tsql, tparams = _text_sql(node, lo_rid, hi_rid)
+            sql.append(tsql)
+            params.extend(tparams)
+        return _Where(sql, params, node, lo_rid, hi_rid)
+
+    def count(self, query: Query) -> int:
+        w = self._where(query, with_text=False)
+        if w.node == an.FALSE:
+            return 0
+        conn = self._conn()
+        expr = _fts_expr(w.node) if w.node != an.TRUE else None
+        if expr is not None and not w.sql:
+            return conn.execute("SELECT count(*) FROM fts WHERE fts MATCH ?", (expr,)).fetchone()[0]
+        if expr is not None and all(s.startswith("p.rid ") for s in w.sql):
+            # time range only: count inside the full-text index
+            rng, rparams = _rowid_range("rowid", w.lo_rid, w.hi_rid)
+            return conn.execute(f"SELECT count(*) FROM fts WHERE fts MATCH ?{rng}", [expr, *rparams]).fetchone()[0]
+        w = self._where(query)
+        return conn.execute(f"SELECT count(*) FROM posts p WHERE {w.clause()}", w.params).fetchone()[0]
+
+    def search(self, query: Query) -> SearchPage:
+        total = self.count(query)
+        w = self._where(query, with_text=False)
+        if w.node == an.FALSE or query.size == 0 or total == 0:
+            return SearchPage(total=total, hits=[], next_cursor=None)
+        after = decode_cursor(query.cursor, query.sort) if query.cursor else None
+        expr = _fts_expr(w.node) if w.node != an.TRUE else None
+        sort = query.sort
+        if sort == "relevance" and expr is None:
+            sort_sql = "time"  # nothing to score: every post scores alike, so time decides
+        else:
+            sort_sql = sort
+        if sort_sql == "time":
+            if after is not None and sort == "relevance":
+                after = after[1:]  # [score, ms, id] of an unscored relevance page
+            rows = self._page_by_time(query, w, expr, after, query.size + 1)
+            keyed = [((ms, id_), rid, None) for rid, id_, ms in rows]
+        else:
+            keyed = self._page_sorted(query, w, expr, sort_sql, after, query.size + 1)
+        more = len(keyed) > query.size
+        keyed = keyed[: query.size]
+        docs = self._load_docs([rid for _, rid, _ in keyed])
+        terms = an.positive_terms(w.node) if query.highlight else []
+        hits: list[Hit] = []
+        for key, rid, score in keyed:
+            post = docs[rid]
+            hl: dict[str, list[str]] = {}
+            if terms:
+                for name, value in (("title", post.title), ("text", post.text)):
+                    if value:
+                        frags = an.highlight(value, terms)
+                        if frags:
+                            hl[name] = frags
+            hits.append(Hit(post=post, score=score, highlights=hl))
+        next_cursor = None
+        if more and keyed:
+            key, _, score = keyed[-1]
+            values: list[Any] = list(key)
+            if sort == "relevance":
+                values = [score if score is not None else 0.0, *values]
+            next_cursor = encode_cursor(sort, values)
+        return SearchPage(total=total, hits=hits, next_cursor=next_cursor)
+
+    def _load_docs(self, rids: list[int]) -> dict[int, Post]:
+        out: dict[int, Post] = {}
+        conn = self._conn()
+        for chunk in _chunks(rids, 500):
+            for rid, js in conn.execute(
+                f"SELECT rid, post FROM docs WHERE rid IN ({','.join('?' * len(chunk))})", chunk
+            ):
+                out[rid] = Post.model_validate_json(js)
+        return out
+
+    def _page_by_time(
+        self, q: Query, w: _Where, expr: str | None, after: list[Any] | None, limit: int
+    ) -> list[tuple[int, str, int]]:
+        """Newest first by walking rids backwards (in FTS5 when there is text), regrouping each
+        millisecond by id desc, which is the order Elasticsearch's sort gives."""
+        hi = w.hi_rid
+        after_ms = after_id = None
+        if after is not None:
+            after_ms, after_id = int(after[0]), str(after[1])
+            cap = (after_ms + 1) << SLOT_BITS
+            hi = cap if hi is None else min(hi, cap)
+        conn = self._conn()
+        if expr is not None:
+            rng, rparams = _rowid_range("f.rowid", w.lo_rid, hi)
+            sql = (
+                f"SELECT p.rid, p.id, p.published_ms FROM fts f JOIN posts p ON p.rid = f.rowid "
+                f"WHERE fts MATCH ?{rng} AND {w.clause()} ORDER BY f.rowid DESC"
+            )
+            params = [expr, *rparams, *w.params]
+        else:
+            full = self._where(q)
+            rng, rparams = _rowid_range("p.rid", None, hi)
+            sql = f"SELECT p.rid, p.id, p.published_ms FROM posts p WHERE {full.clause()}{rng} ORDER BY p.rid DESC"
+            params = [*full.params, *rparams]
+        out: list[tuple[int, str, int]] = []
+        group: list[tuple[int, str, int]] = []
+        cur = conn.execute(sql, params)
+        while True:
+            batch = cur.fetchmany(256)
+            for row in batch:
+                if group and row[2] != group[0][2]:
+                    out.extend(_sorted_group(group, after_ms, after_id))
+                    group = []
+                    if len(out) >= limit:
+                        cur.close()
+                        return out[:limit]
+                group.append(row)
+            if not batch:
+                break
+        out.extend(_sorted_group(group, after_ms, after_id))
+        return out[:limit]
+
+    def _page_sorted(
+        self, q: Query, w: _Where, expr: str | None, sort: str, after: list[Any] | None, limit: int
+    ) -> list[tuple[tuple[Any, ...], int, float | None]]:
+        """Engagement, rumour or relevance order with a keyset condition (value, time, id)."""
+        conn = self._conn()
+        if sort == "relevance":
+            assert expr is not None
+            rng, rparams = _rowid_range("f.rowid", w.lo_rid, w.hi_rid)
+            inner = (
+                f"SELECT p.rid AS rid, p.id AS id, p.published_ms AS ms, -bm25(fts) AS v "
+                f"FROM fts f JOIN posts p ON p.rid = f.rowid WHERE fts MATCH ?{rng} AND {w.clause()}"
+            )
+            params: list[Any] = [expr, *rparams, *w.params]
+        else:
+            col = "p.engagement" if sort == "engagement" else "p.rumor_sort"
+            full = self._where(q)
+            inner = f"SELECT p.rid AS rid, p.id AS id, p.published_ms AS ms, {col} AS v FROM posts p WHERE {full.clause()}"
+            params = list(full.params)
+        cond = ""
+        if after is not None:
+            v, ms, id_ = after
+            cond = " WHERE (v < ? OR (v = ? AND (ms < ? OR (ms = ? AND id < ?))))"
+            params += [v, v, ms, ms, id_]
+        sql = f"SELECT rid, id, ms, v FROM ({inner}){cond} ORDER BY v DESC, ms DESC, id DESC LIMIT ?"
+        params.append(limit)
+        out = []
+        for rid, id_, ms, v in conn.execute(sql, params):
+            key = (v, ms, id_) if sort != "relevance" else (ms, id_)
+            out.append((key, rid, float(v) if sort == "relevance" else None))
+        return out
+
+    # -- aggregations -----------------------------------------------------------------------
+    def histogram(self, query: Query, interval: str, tz: str, split_by: TermsField | None = None) -> list[Bucket]:
+        if interval not in INTERVALS_MS:
+            raise ValueError(f"interval must be one of {sorted(INTERVALS_MS)}, got {interval!r}")
+        zone = ZoneInfo(tz)
+        w = self._where(query)
+        if w.node == an.FALSE:
+            return []
+        conn = self._conn()
+        lo, hi = time_range_ms(query)
+        if lo is None or hi is None:
+            row = conn.execute(
+                f"SELECT min(p.published_ms), max(p.published_ms) FROM posts p WHERE {w.clause()}", w.params
+            ).fetchone()
+            if row[0] is None:
+                return []
+            lo = row[0] if lo is None else max(lo, row[0])
+            hi = row[1] if hi is None else min(hi - 1, row[1])
+        else:
+            hi = hi - 1
+        if lo > hi:
+            return []
+        iv = INTERVALS_MS[interval]
+        counts: Counter[int] = Counter()
+        splits: dict[int, Counter[str]] = {}
+        for seg_lo, seg_hi, off in offset_segments(zone, lo, hi):
+            rng, rparams = _rowid_range("p.rid", seg_lo << SLOT_BITS, seg_hi << SLOT_BITS)
+            key_sql = f"(p.published_ms + {int(off)}) / {iv}"
+            if split_by is None:
+                sql = f"SELECT {key_sql} AS b, NULL, count(*) FROM posts p WHERE {w.clause()}{rng} GROUP BY b"
+                params = [*w.params, *rparams]
+            elif split_by in _COLUMNS:
+                col = _COLUMNS[split_by]
+                sql = (
+                    f"SELECT {key_sql} AS b, p.{col}, count(*) FROM posts p WHERE {w.clause()}{rng} "
+                    f"GROUP BY b, p.{col}"
+                )
+                params = [*w.params, *rparams]
+            elif split_by in _TAG_KINDS:
+                # total per bucket first (a post with two topics counts once in `count`)
+                sql = f"SELECT {key_sql} AS b, NULL, count(*) FROM posts p WHERE {w.clause()}{rng} GROUP BY b"
+                for b, _, n in conn.execute(sql, [*w.params, *rparams]):
+                    counts[self._bucket_key(b, iv, off, interval, zone)] += n
+                sql = (
+                    f"SELECT {key_sql} AS b, t.value, count(*) FROM posts p JOIN tags t ON t.rid = p.rid AND t.kind = ? "
+                    f"WHERE {w.clause()}{rng} GROUP BY b, t.value"
+                )
+                params = [_TAG_KINDS[split_by], *w.params, *rparams]
+            elif split_by == "term":
+                sql = (
+                    f"SELECT {key_sql} AS b, d.terms, 1 FROM posts p JOIN docs d ON d.rid = p.rid "
+                    f"WHERE {w.clause()}{rng}"
+                )
+                params = [*w.params, *rparams]
+            else:
+                raise ValueError(f"cannot split by {split_by!r}")
+            for b, value, n in conn.execute(sql, params):
+                key = self._bucket_key(b, iv, off, interval, zone)
+                if split_by in _TAG_KINDS:
+                    splits.setdefault(key, Counter())[value] += n
+                    continue
+                if split_by == "term":
+                    counts[key] += 1
+                    if value:
+                        splits.setdefault(key, Counter()).update(value.split("\n"))
+                    continue
+                counts[key] += n
+                if split_by is not None and value is not None:
+                    splits.setdefault(key, Counter())[value] += n
+        if not counts:
+            return []
+        first, last = min(counts), max(counts)
+        out = []
+        for start in bucket_sequence(first, last, interval, zone):
+            sp = splits.get(start, Counter())
+            out.append(Bucket(start=from_ms(start, zone), count=counts.get(start, 0), split=dict(sorted(sp.items()))))
+        return out
+
+    @staticmethod
+    def _bucket_key(b: int, iv: int, off: int, interval: str, zone: ZoneInfo) -> int:
+        """UTC start (ms) of the bucket whose local index in this offset segment is `b`."""
+        if interval == "1d":
+            return day_start_ms(local_date_of_day_index(b), zone)
+        return b * iv - off
+
+    def terms(self, query: Query, field: TermsField, size: int = 10) -> list[tuple[str, int]]:
+        w = self._where(query)
+        if w.node == an.FALSE or size <= 0:
+            return []
+        conn = self._conn()
+        if field in _COLUMNS:
+            col = _COLUMNS[field]
+            sql = (
+                f"SELECT p.{col}, count(*) AS n FROM posts p WHERE {w.clause()} AND p.{col} IS NOT NULL "
+                f"GROUP BY p.{col} ORDER BY n DESC, p.{col} ASC LIMIT ?"
+            )
+            return [(v, n) for v, n in conn.execute(sql, [*w.params, size])]
+        if field in _TAG_KINDS:
+            sql = (
+                f"SELECT t.value, count(*) AS n FROM posts p JOIN tags t ON t.rid = p.rid AND t.kind = ? "
+                f"WHERE {w.clause()} GROUP BY t.value ORDER BY n DESC, t.value ASC LIMIT ?"
+            )
+            return [(v, n) for v, n in conn.execute(sql, [_TAG_KINDS[field], *w.params, size])]
+        if field == "term":
+            c: Counter[str] = Counter()
+            sql = f"SELECT d.terms FROM posts p JOIN docs d ON d.rid = p.rid WHERE {w.clause()}"
+            for (terms,) in conn.execute(sql, w.params):
+                if terms:
+                    c.update(terms.split("\n"))
+            return sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:size]
+        raise ValueError(f"unknown terms field {field!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+def _chunks(xs: list[Any], n: int) -> Iterator[list[Any]]:
+    for i in range(0, len(xs), n):
+        yield xs[i : i + n]
+
+
+def _rowid_range(col: str, lo: int | None, hi: int | None) -> tuple[str, list[int]]:
+    sql, params = "", []
+    if lo is not None:
+        sql += f" AND {col} >= ?"
+        params.append(lo)
+    if hi is not None:
+        sql += f" AND {col} < ?"
+        params.append(hi)
+    return sql, params
+
+
+def _sorted_group(
+    group: list[tuple[int, str, int]], after_ms: int | None, after_id: str | None
+) -> list[tuple[int, str, int]]:
+    """One millisecond's rows by id desc, without those at or before the cursor."""
+    group = sorted(group, key=lambda r: r[1], reverse=True)
+    if after_ms is not None and group and group[0][2] == after_ms:
+        group = [r for r in group if r[1] < after_id]  # type: ignore[operator]
+    return group
+
+
+def _phrase(t: an.Term) -> str:
+    return f'{t.field} : "{" ".join(t.tokens)}"'
+
+
+def _fts_expr(node: an.Node) -> str | None:
+    """One FTS5 MATCH expression for the tree, or None where FTS5 cannot say it (a NOT with
+    nothing positive beside it)."""
+    if isinstance(node, an.Term):
+        return _phrase(node)
+    if isinstance(node, an.Or):
+        parts = [_fts_expr(i) for i in node.items]
+        return None if any(p is None for p in parts) else "(" + " OR ".join(parts) + ")"  # type: ignore[arg-type]
+    if isinstance(node, an.And):
+        pos = [_fts_expr(i) for i in node.items if not isinstance(i, an.Not)]
+        neg = [_fts_expr(i.item) for i in node.items if isinstance(i, an.Not)]
+        if not pos or any(p is None for p in pos) or any(n is None for n in neg):
+            return None
+        expr = "(" + " AND ".join(pos) + ")"  # type: ignore[arg-type]
+        for n in neg:
+            expr = f"({expr} NOT {n})"
+        return expr
+    return None
+
+
+def _text_sql(node: an.Node, lo: int | None, hi: int | None) -> tuple[str, list[Any]]:
+    """The text part as a condition on p.rid (used where FTS5 does not drive the query)."""
+    expr = _fts_expr(node)
+    if expr is not None:
+        rng, rparams = _rowid_range("rowid", lo, hi)
+        return f"p.rid IN (SELECT rowid FROM fts WHERE fts MATCH ?{rng})", [expr, *rparams]
+    if isinstance(node, an.Not):
+        inner, params = _text_sql(node.item, lo, hi)
+        return f"NOT ({inner})", params
+    if isinstance(node, (an.And, an.Or)):
+        parts, params = [], []
+        for item in node.items:
+            s, p = _text_sql(item, lo, hi)
+            parts.append(f"({s})")
+            params.extend(p)
+        return (" AND " if isinstance(node, an.And) else " OR ").join(parts), params
+    if isinstance(node, an.Const):
+        return ("1" if node.value else "0"), []
+    raise TypeError(node)
+
+
+__all__ = ["SqliteStore"]
