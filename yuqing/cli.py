@@ -93,18 +93,10 @@ def cmd_api(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_crawl(args: argparse.Namespace) -> int:
-    from crawlers.run import crawl
-    from yuqing.privacy import pseudonym_key
-    from yuqing.state.db import connect, migrate
+def cmd_crawl(args: argparse.Namespace, rest: list[str]) -> int:
+    from crawlers.run import main
 
-    settings = load_settings(_config_path(args))
-    settings.source(args.source)  # unknown source: a clear error before Scrapy starts
-    engine = connect(settings.state_url)
-    migrate(engine)
-    report = crawl(settings, args.source, engine=engine, pseudonym_key=pseudonym_key(settings))
-    print(json.dumps(report.as_dict() if hasattr(report, "as_dict") else report.__dict__, ensure_ascii=False, default=str))
-    return 0
+    return main(rest)
 
 
 def cmd_classify(args: argparse.Namespace, rest: list[str]) -> int:
@@ -190,7 +182,7 @@ def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
     return main(rest)
 
 
-PASSTHROUGH = {"classify": cmd_classify, "alerts": cmd_alerts, "models": cmd_models, "train": cmd_train}
+PASSTHROUGH = {"crawl": cmd_crawl, "classify": cmd_classify, "alerts": cmd_alerts, "models": cmd_models, "train": cmd_train}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -216,10 +208,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("api", help="the API role")
     _config_arg(p)
     p.set_defaults(func=cmd_api)
-    p = sub.add_parser("crawl", help="crawl one source now")
-    _config_arg(p)
-    p.add_argument("source")
-    p.set_defaults(func=cmd_crawl)
     p = sub.add_parser("search", help="search the index")
     _config_arg(p)
     p.add_argument("query")
@@ -237,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(p)
     p.set_defaults(func=cmd_check)
     for name, helptext in (
+        ("crawl", "crawl one source now: yuqing crawl [--config FILE] SOURCE [--json]"),
         ("classify", "classify JSONL posts: yuqing classify [--model DIR] [--topics FILE] < in > out"),
         ("alerts", "list alerts; `yuqing alerts backtest --series FILE.csv`"),
         ("models", "`yuqing models export-onnx DIR`"),
