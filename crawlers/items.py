@@ -27,6 +27,6 @@ class PostItem(scrapy.Item):
     repost_of = scrapy.Field()  # doc id of the post this one shares
     thread_id = scrapy.Field()  # doc id of the thread's first post
     doc_key = scrapy.Field()  # identity when the URL is not unique per post (posts sharing a page)
-    position = scrapy.Field()  # 1-based place in its thread (forum replies); not yet on Post
+    position = scrapy.Field()  # 1-based place in its thread (forum replies) -> Post.position
     context_match = scrapy.Field()  # crawlers.matching.Match of the thread / post this one answers
     via = scrapy.Field()  # how the text was obtained: feed | article | selectors | fallback

@@ -107,6 +107,7 @@ def build_post(item: Any, ctx: "RunContext", fetched_at: datetime | None = None)
         reply_to=item.get("reply_to"),
         repost_of=item.get("repost_of"),
         thread_id=item.get("thread_id"),
+        position=item.get("position"),
         text_hash=text_hash(text),
     )
 

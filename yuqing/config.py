@@ -61,10 +61,13 @@ class _Strict(BaseModel):
 
 
 class SourceConfig(_Strict):
-    """One public source. `kind` picks the spider; kind-specific options live in `options`."""
+    """One public source. `kind` picks the spider (feed: RSS/Atom; html: listing + article
+    pages; forum: thread pages, `options.preset` phpbb|discuz|generic; discourse: Discourse
+    JSON; api: microblog/social JSON APIs, presets mastodon|reddit|weibo; telegram: a public
+    channel's t.me/s preview); kind-specific options live in `options`."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    kind: Literal["feed", "html"]
+    kind: Literal["feed", "html", "forum", "discourse", "api", "telegram"]
     url: str
     interval: Duration = timedelta(minutes=15)
     platform: str = "web"
@@ -111,10 +114,19 @@ class WatchlistConfig(_Strict):
 
     @field_validator("terms", "exclude")
     @classmethod
-    def _nonblank(cls, v: list[str]) -> list[str]:
-        for t in v:
+    def _valid_queries(cls, v: list[str]) -> list[str]:
+        """Each term is a query in the watchlist language (`crawlers.query`): a plain name, or
+        AND/OR/NOT, "phrases", NEAR/n, word*, site:/author:/lang:. A mistake is reported here,
+        at start, with the column, not at the first crawl."""
+        from crawlers.query import QuerySyntaxError, parse
+
+        for i, t in enumerate(v):
             if not t.strip():
-                raise ValueError("terms must not be blank")
+                raise ValueError(f"term {i + 1} is blank")
+            try:
+                parse(t)
+            except QuerySyntaxError as e:
+                raise ValueError(f"term {i + 1} {t!r}: {e}") from None
         return v
 
 
@@ -139,6 +151,138 @@ class LevelRule(_Strict):
 
 
 HISTOGRAM_BUCKETS = tuple(timedelta(minutes=m) for m in (1, 5, 15, 60, 1440))
+
+
+Level = Literal["blue", "yellow", "orange", "red"]
+
+
+class NegativeShareRule(_Strict):
+    """Raise at `level` when the share of negative posts in the window is at least `min_share`,
+    has risen by at least `min_rise` over the baseline's share, and at least `min_negative`
+    negative posts (or clusters) back it: a turn of opinion, caught even when volume is flat.
+    The count floor keeps 2 of 3 posts from paging anyone."""
+
+    level: Level
+    min_negative: int = Field(default=10, ge=1)
+    min_share: float = Field(default=0.6, gt=0.0, le=1.0)
+    min_rise: float = Field(default=0.25, ge=0.0, le=1.0)
+
+
+class HighReachRule(_Strict):
+    """Raise at `level` when a single post in the window comes from an author with at least
+    `min_followers` followers, or reached (followers + interactions) at least `min_reach`:
+    one post from a very large account can matter before any volume builds up."""
+
+    level: Level
+    min_followers: int | None = Field(default=None, ge=1)
+    min_reach: int | None = Field(default=None, ge=1)
+    # only when the post itself is negative at least this much (None: any sentiment)
+    min_negative_score: float | None = Field(default=None, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _some_threshold(self) -> "HighReachRule":
+        if self.min_followers is None and self.min_reach is None:
+            raise ValueError("a high_reach rule needs min_followers or min_reach")
+        return self
+
+
+class AlertsOverride(_Strict):
+    """Per-watchlist thresholds (`alerts.overrides.<watchlist>`): every field given replaces the
+    global one for that watchlist only; timing (window, baseline, interval) stays global
+    because the detector reads one set of count buckets for all watchlists."""
+
+    levels: list[LevelRule] | None = None
+    baseline_floor: float | None = Field(default=None, gt=0.0)
+    negative_share: list[NegativeShareRule] | None = None
+    rumor_min: float | None = Field(default=None, ge=0.0, le=1.0)
+    rumor_levels: list[LevelRule] | None = None
+    high_reach: list[HighReachRule] | None = None
+    pickup_raise: int | None = Field(default=None, ge=0, le=3)
+    count_by: Literal["posts", "clusters"] | None = None
+    deadlines: dict[Level, Duration] | None = None
+    topics: list[str] | None = None
+
+
+class RotaShift(_Strict):
+    """Who is on duty when: `contact` from `start` to `end` (local "HH:MM" in the agency's time
+    zone; an `end` at or before `start` runs past midnight) on the ISO weekdays given
+    (1 = Monday; the weekday of the shift's start)."""
+
+    contact: str
+    start: str = "00:00"
+    end: str = "00:00"
+    weekdays: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7])
+
+    @field_validator("start", "end")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        m = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", v.strip())
+        if not m:
+            raise ValueError(f"expected a local time like '08:30', got {v!r}")
+        return f"{int(m.group(1)):02d}:{m.group(2)}"
+
+    @field_validator("weekdays")
+    @classmethod
+    def _days(cls, v: list[int]) -> list[int]:
+        if not v or any(d < 1 or d > 7 for d in v):
+            raise ValueError("weekdays are ISO numbers 1 (Monday) .. 7 (Sunday), at least one")
+        return sorted(set(v))
+
+
+class OnCallContact(_Strict):
+    """A person (or desk) that can be paged, through the named `channels` (names from the
+    top-level `channels` list)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.@-]+$")
+    channels: list[str] = Field(min_length=1)
+
+
+class EscalationStep(_Strict):
+    """One rung of the ladder: page `contacts` once the previous rung has gone unacknowledged
+    for `after` (the first rung: when the alert opens or escalates; its `after` is ignored).
+    A contact named `duty` means whoever the rota has on shift at that moment."""
+
+    contacts: list[str] = Field(min_length=1)
+    after: Duration = timedelta(minutes=15)
+
+
+DUTY = "duty"
+
+
+class OnCallConfig(_Strict):
+    """The on-call rota and escalation ladder (issue 6): who is paged for which level, and who
+    next when nobody acknowledges in time. Levels without a ladder only reach the broadcast
+    channels."""
+
+    contacts: list[OnCallContact] = Field(default_factory=list)
+    rota: list[RotaShift] = Field(default_factory=list)
+    ladders: dict[Level, list[EscalationStep]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _references(self) -> "OnCallConfig":
+        names = [c.name for c in self.contacts]
+        if len(set(names)) != len(names):
+            raise ValueError("oncall.contacts: each name may be used once")
+        if DUTY in names:
+            raise ValueError(f"oncall.contacts: {DUTY!r} is reserved for the person on shift (the rota)")
+        known = set(names)
+        for shift in self.rota:
+            if shift.contact not in known:
+                raise ValueError(f"oncall.rota: unknown contact {shift.contact!r} (known: {', '.join(sorted(known)) or 'none'})")
+        for level, steps in self.ladders.items():
+            if not steps:
+                raise ValueError(f"oncall.ladders.{level}: at least one step")
+            for i, step in enumerate(steps):
+                for c in step.contacts:
+                    if c == DUTY and not self.rota:
+                        raise ValueError(f"oncall.ladders.{level}[{i}]: {DUTY!r} needs a rota")
+                    if c != DUTY and c not in known:
+                        raise ValueError(f"oncall.ladders.{level}[{i}]: unknown contact {c!r} (known: {', '.join(sorted(known)) or 'none'})")
+                if i > 0 and step.after <= timedelta(0):
+                    raise ValueError(f"oncall.ladders.{level}[{i}].after must be positive")
+        return self
+
+
 
 
 class AlertsConfig(_Strict):
@@ -197,6 +341,62 @@ class AlertsConfig(_Strict):
     # above `interval` (how often it runs) that divides window, baseline and resolve_after
     bucket: Duration | None = None
 
+    # --- further rules (issue 6); each alert names the rule that set its level ---------------
+    # a turn of opinion: negative share up against the baseline's share
+    negative_share: list[NegativeShareRule] = Field(
+        default_factory=lambda: [
+            NegativeShareRule(level="yellow", min_negative=10, min_share=0.6, min_rise=0.25),
+            NegativeShareRule(level="orange", min_negative=30, min_share=0.7, min_rise=0.35),
+        ]
+    )
+    # a surge of posts at or above `rumor_min` rumour likelihood, judged like volume (count,
+    # ratio and tail probability against their own baseline)
+    rumor_min: float = Field(default=0.7, ge=0.0, le=1.0)
+    rumor_levels: list[LevelRule] = Field(
+        default_factory=lambda: [
+            LevelRule(level="blue", min_count=3, min_ratio=3.0, max_p_value=0.01),
+            LevelRule(level="yellow", min_count=10, min_ratio=5.0, max_p_value=0.001),
+        ]
+    )
+    # one post from a very large account
+    high_reach: list[HighReachRule] = Field(
+        default_factory=lambda: [
+            HighReachRule(level="blue", min_followers=1_000_000),
+            HighReachRule(level="yellow", min_followers=10_000_000),
+        ]
+    )
+    # official or national media picked the story up: the level of a firing alert goes up
+    # `pickup_raise` steps (capped at red); it never opens an alert on its own
+    pickup_tiers: list[SourceTier] = Field(default_factory=lambda: [SourceTier.official, SourceTier.national_media])
+    pickup_raise: int = Field(default=1, ge=0, le=3)
+    # what the volume and rumour rules count: every post, or each story cluster (identical
+    # texts) once per interval, so a copy-paste campaign is one story with many shares
+    count_by: Literal["posts", "clusters"] = "posts"
+    # at most this many posts are read per judged span to count clusters; beyond it the
+    # counts fall back to posts and the figures say so
+    cluster_scan: int = Field(default=20_000, ge=100, le=1_000_000)
+    # per-topic threads (key "<watchlist>/topic:<topic>"): names from the `topics` list, [] = off
+    topics: list[str] = Field(default_factory=list)
+    # per-watchlist thresholds, keyed by watchlist name
+    overrides: dict[str, AlertsOverride] = Field(default_factory=dict)
+    # the on-call rota and the escalation ladder
+    oncall: OnCallConfig = Field(default_factory=OnCallConfig)
+    # after a statement is published: the next update is due this long after it, and a press
+    # conference within this long of the alert opening for the levels listed (State Council:
+    # 24 h for major incidents)
+    press_conference: dict[Level, Duration] = Field(default_factory=lambda: {"red": timedelta(hours=24)})
+    # before/after comparison of a published statement over this span on each side
+    statement_effect_window: Duration = timedelta(hours=1)
+    # outbox: a delivery claimed by a drainer that died is retried after this long
+    delivery_lease: Duration = timedelta(minutes=5)
+
+    def for_watchlist(self, name: str) -> "AlertsConfig":
+        """This configuration with the watchlist's overrides applied (validated at load)."""
+        o = self.overrides.get(name)
+        if o is None:
+            return self
+        return self.model_copy(update={k: v for k, v in o.model_dump(exclude_none=True).items() if k in o.model_fields_set})
+
     @property
     def step(self) -> timedelta:
         """The count bucket the detector works in (see `bucket`)."""
@@ -228,9 +428,15 @@ class AlertsConfig(_Strict):
             value = getattr(self, name)
             if value < step or value % step:
                 raise ValueError(f"{name} must be a whole number of buckets ({step})")
-        levels = [r.level for r in self.levels]
-        if len(set(levels)) != len(levels):
-            raise ValueError("levels: each level may have one rule only")
+        for name, rules in (("levels", self.levels), ("rumor_levels", self.rumor_levels), ("negative_share", self.negative_share), ("high_reach", self.high_reach)):
+            levels = [r.level for r in rules]
+            if len(set(levels)) != len(levels):
+                raise ValueError(f"{name}: each level may have one rule only")
+        for wl, o in self.overrides.items():
+            for name in ("levels", "rumor_levels", "negative_share", "high_reach"):
+                rules = getattr(o, name)
+                if rules is not None and len({r.level for r in rules}) != len(rules):
+                    raise ValueError(f"overrides.{wl}.{name}: each level may have one rule only")
         return self
 
 
@@ -246,6 +452,9 @@ class ChannelConfig(_Strict):
     # then 2x, 4x ... (other channels are not held up: each channel is sent on its own)
     retries: int = Field(default=3, ge=0, le=10)
     backoff: Duration = timedelta(seconds=5)
+    # False: the channel is not paged by level, only when an on-call contact it belongs to is
+    # paged (a person's phone should not receive every blue alert)
+    broadcast: bool = True
 
     @field_validator("languages")
     @classmethod
@@ -356,6 +565,27 @@ class Settings(BaseSettings):
                 if item.name in seen:
                     raise ValueError(f"{field}: the name {item.name!r} is used twice")
                 seen.add(item.name)
+        return self
+
+    @model_validator(mode="after")
+    def _alerts_references(self) -> "Settings":
+        """The alerts section names watchlists, topics and channels defined elsewhere in the
+        file; a misspelt name would be a rule or a page that never happens."""
+        wls = {w.name for w in self.watchlists}
+        for name in self.alerts.overrides:
+            if name not in wls:
+                raise ValueError(f"alerts.overrides: no watchlist named {name!r} (known: {', '.join(sorted(wls)) or 'none'})")
+        topics = {t.name for t in self.topics}
+        for name in list(self.alerts.topics) + [t for o in self.alerts.overrides.values() for t in (o.topics or [])]:
+            if name not in topics:
+                raise ValueError(f"alerts.topics: no topic named {name!r} (known: {', '.join(sorted(topics)) or 'none'})")
+        channels = {c.name for c in self.channels}
+        for contact in self.alerts.oncall.contacts:
+            for ch in contact.channels:
+                if ch not in channels:
+                    raise ValueError(
+                        f"alerts.oncall.contacts.{contact.name}: no channel named {ch!r} (known: {', '.join(sorted(channels)) or 'none'})"
+                    )
         return self
 
     # -- resolved paths -------------------------------------------------------------------

@@ -110,6 +110,7 @@ class Post(BaseModel):
     reply_to: str | None = None
     repost_of: str | None = None
     thread_id: str | None = None
+    position: int | None = Field(default=None, ge=1, description="1-based place in its thread (1: the opening post)")
     # folding
     text_hash: str | None = None
     cluster_id: str | None = None

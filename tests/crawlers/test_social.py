@@ -67,6 +67,8 @@ def test_phpbb_thread_over_three_pages_then_resume_on_the_last_page(world: World
     assert first.published_at == utc(2024, 12, 15, 7, 5) and first.thread_id == first.id and first.reply_to is None
     assert all(p.thread_id == first.id for p in posts.values())
     assert all(p.reply_to == first.id for pid, p in posts.items() if pid != "1001")
+    # each reply keeps its place in the thread, across the three pages
+    assert [p.position for p in posts.values()] == list(range(1, len(posts) + 1))
     # the same profile (u=52) gives the same pseudonym, and it is not the profile id
     assert posts["1004"].author.id == first.author.id != posts["1002"].author.id
     # page 3 is phpBB 3.0 markup with no <time>: "Sun Dec 15, 2024 6:15 pm" in the board's zone

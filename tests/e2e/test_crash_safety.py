@@ -6,7 +6,6 @@ SQLite index's write lock, so the worker's bulk write waits with the batch claim
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess

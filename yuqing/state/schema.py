@@ -95,6 +95,13 @@ alerts = sa.Table(
     sa.Column("acknowledged_at", UTCDateTime()),
     sa.Column("acknowledged_by", sa.String(200)),
     sa.Column("resolved_at", UTCDateTime()),
+    # the holding statement (AlertStore.mark_published): when, by whom, where; the countdowns
+    # to the next update and to the press conference the level requires (migration 0003)
+    sa.Column("published_at", UTCDateTime()),
+    sa.Column("published_by", sa.String(200)),
+    sa.Column("statement_url", sa.Text),
+    sa.Column("next_update_at", UTCDateTime()),
+    sa.Column("press_conference_at", UTCDateTime()),
     sa.Index("ix_alerts_key_state", "key", "state"),
     sa.Index("ix_alerts_opened", "opened_at"),
     # one incident = one alert thread: at most one unresolved alert per key, even with two
@@ -135,8 +142,30 @@ deliveries = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Column("sent_at", UTCDateTime()),
+    # not before this time: the retry backoff, or the lease of a drainer that claimed the row
+    # (status 'sending'); a drainer that died leaves it to be retried when it passes (0003)
+    sa.Column("next_attempt_at", UTCDateTime()),
     sa.UniqueConstraint("alert_event_id", "channel", name="uq_deliveries_event_channel"),
     sa.Index("ix_deliveries_status", "status", "id"),
+)
+
+# The escalation ladder's record: which contact was paged at which rung of which ladder run
+# (a run starts with the opened / escalated / reopened event, `trigger_event_id`); `event_id`
+# is the event whose deliveries carry the page. The unique key makes a rung page once even
+# with two schedulers racing (migration 0003).
+oncall_pages = sa.Table(
+    "oncall_pages",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("alert_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), sa.ForeignKey("alerts.id"), nullable=False),
+    sa.Column("trigger_event_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), sa.ForeignKey("alert_events.id"), nullable=False),
+    sa.Column("event_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), sa.ForeignKey("alert_events.id"), nullable=False),
+    sa.Column("level", sa.String(16), nullable=False),
+    sa.Column("step", sa.Integer, nullable=False),
+    sa.Column("contact", sa.String(200), nullable=False),
+    sa.Column("paged_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("trigger_event_id", "step", "contact", name="uq_oncall_pages_run_step_contact"),
+    sa.Index("ix_oncall_pages_alert", "alert_id"),
 )
 
 tokens = sa.Table(
@@ -168,4 +197,54 @@ leases = sa.Table(
     sa.Column("name", sa.String(100), primary_key=True),
     sa.Column("holder", sa.String(200), nullable=False),
     sa.Column("expires_at", UTCDateTime(), nullable=False),
+)
+
+# --- API corrections, drafts, saved searches (migration 0004) ---------------------------------
+
+# An analyst's correction of one label of one post (sentiment, topics or rumour). Append-only:
+# the newest row per (post_id, field) is the label in force; older rows are the history.
+# `post` is the post as it was corrected (JSON): the training export needs the text and
+# context even after retention has removed the post from the index.
+corrections = sa.Table(
+    "corrections",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("post_id", sa.String(128), nullable=False),
+    sa.Column("field", sa.String(16), nullable=False),  # sentiment|topics|rumor
+    sa.Column("value", sa.Text, nullable=False),  # JSON: "negative" | ["pollution"] | true
+    sa.Column("previous", sa.Text),  # JSON: the model's label at the time
+    sa.Column("note", sa.Text),
+    sa.Column("lang", sa.String(16)),
+    sa.Column("post", sa.Text, nullable=False),  # JSON: the Post when corrected
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Index("ix_corrections_post_field", "post_id", "field", "id"),
+)
+
+# Holding statements as the duty officer edited them: one row per save, the newest per
+# (alert_id, lang) is the current text (optimistic concurrency on its id).
+statement_drafts = sa.Table(
+    "statement_drafts",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("alert_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), sa.ForeignKey("alerts.id"), nullable=False),
+    sa.Column("lang", sa.String(16), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Index("ix_statement_drafts_alert_lang", "alert_id", "lang", "id"),
+)
+
+# An analyst's saved search: the query parameters of GET /posts, by name, per owner.
+saved_searches = sa.Table(
+    "saved_searches",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("owner", sa.String(200), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("params", sa.Text, nullable=False),  # JSON
+    sa.Column("shared", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("owner", "name", name="uq_saved_searches_owner_name"),
 )
