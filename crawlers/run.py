@@ -119,8 +119,10 @@ def crawl(
     engine: Engine | None = None,
     pseudonym_key: bytes,
     log_level: str | None = None,
+    progress: bool = False,
 ) -> CrawlReport:
-    """Run one crawl of `source_name` in this process and return its report.
+    """Run one crawl of `source_name` in this process and return its report. `progress` shows
+    a bar on stderr (pages parsed, posts enqueued) for a person watching a crawl.
 
     Raises `ConfigError` for an unknown source and `RuntimeError` when this process already ran
     a crawl (the reactor cannot restart: use `crawl_in_subprocess`). `engine` defaults to the
@@ -174,11 +176,15 @@ def crawl(
         ctx.warn(None, "the source is disabled in the configuration; crawling it anyway as asked")
 
     _reactor_used = True
-    process = CrawlerProcess(scrapy_settings(source, log_level))
-    process.crawl(spider_cls, ctx=ctx)
+    process = CrawlerProcess(scrapy_settings(source, log_level or ("WARNING" if progress else None)))
+    crawler = process.create_crawler(spider_cls)
+    bar = _progress_bar(crawler, ctx) if progress else None
+    process.crawl(crawler, ctx=ctx)
     try:
         process.start(install_signal_handlers=threading_main())
     finally:
+        if bar is not None:
+            bar.close()
         finished = datetime.now(timezone.utc)
         if ctx.close_reason != "finished":
             ctx.error(None, f"the crawl did not finish ({ctx.close_reason or 'stopped'}); the cursor keeps its place")
@@ -207,6 +213,22 @@ def crawl(
         **{k: int(ctx.counts.get(k, 0)) for k in COUNTERS},
     )
     return report
+
+
+def _progress_bar(crawler: Any, ctx: Any) -> Any:
+    """A tqdm bar fed by Scrapy's own signals: one tick per response, counts as postfix."""
+    from scrapy import signals
+    from tqdm import tqdm
+
+    bar = tqdm(desc=f"crawl {ctx.source.name}", unit="page", file=sys.stderr)
+
+    def tick(*_: Any, **__: Any) -> None:
+        bar.update(1)
+        bar.set_postfix(enqueued=ctx.counts["enqueued"], unmatched=ctx.counts["unmatched"],
+                        errors=ctx.counts["errors"], refresh=False)
+
+    crawler.signals.connect(tick, signal=signals.response_received, weak=False)
+    return bar
 
 
 def threading_main() -> bool:
@@ -249,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         return fail(EXIT_CANNOT_RUN, f"cannot read or create the pseudonym key: {e}")
     try:
-        report = crawl(settings, args.source, pseudonym_key=key, log_level=args.log_level)
+        report = crawl(settings, args.source, pseudonym_key=key, log_level=args.log_level,
+                       progress=not args.json and sys.stderr.isatty())
     except ConfigError as e:
         return fail(EXIT_CONFIG, str(e))
     except Exception as e:  # noqa: BLE001 - e.g. the state database is unreachable

@@ -242,7 +242,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if idx is not None and argv[idx] in PASSTHROUGH:
             args = parser.parse_args(argv[: idx + 1])
-            _logging(args.verbose)
+            if argv[idx] != "crawl":  # Scrapy installs its own log handler, at the source's level
+                _logging(args.verbose)
             return PASSTHROUGH[argv[idx]](args, argv[idx + 1 :])
         args = parser.parse_args(argv)
         _logging(args.verbose)
