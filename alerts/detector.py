@@ -30,13 +30,13 @@ turn of opinion is caught even when total volume is flat.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
 
-from yuqing.config import LEVELS, AlertsConfig, LevelRule
+from yuqing.config import LEVELS, AlertsConfig, HighReachRule, LevelRule, NegativeShareRule
 
 LEVEL_RANK: dict[str, int] = {name: i + 1 for i, name in enumerate(LEVELS)}  # blue 1 .. red 4
 
@@ -366,6 +366,9 @@ class Detection:
     reasons: tuple[str, ...] = ()
     level_rule: LevelRule | None = None
     expectation: Expectation | None = field(default=None, compare=False)
+    # every rule family's verdict when several were judged (see `combine`), and the pickups
+    rules: tuple["RuleResult", ...] = field(default=(), compare=False)
+    pickups: dict[str, int] = field(default_factory=dict, compare=False)
 
     @property
     def fired(self) -> bool:
@@ -441,3 +444,98 @@ def back_to_baseline(recent_total: int, recent_len: int, exp: Expectation, cfg: 
     baseline expects for that span: the incident has subsided and its alert may resolve."""
     per_interval = exp.expected / window_len(cfg)
     return recent_total <= cfg.resolve_ratio * per_interval * recent_len
+
+
+# --------------------------------------------------------------------------------------------
+# further rule families: negative share, rumour surge (via `detect`), high reach, pickup
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    """The verdict of one rule family besides volume: its level (None: it did not fire), the
+    reasons as 'figure vs threshold' text, and its figures (stored under `figures.rules`)."""
+
+    rule: str
+    level: str | None
+    reasons: tuple[str, ...] = ()
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"level": self.level, "reasons": list(self.reasons), **self.figures}
+
+
+def judge_negative_share(
+    window_negative: int, window_total: int, baseline_negative: int, baseline_total: int, rules: Sequence[NegativeShareRule]
+) -> RuleResult:
+    """A turn of opinion: the window's negative share against the baseline's, highest level
+    first; each rule needs its count floor, its share and its rise over the baseline share."""
+    share = window_negative / window_total if window_total else 0.0
+    base = baseline_negative / baseline_total if baseline_total else 0.0
+    rise = share - base
+    figures = {"negative": window_negative, "total": window_total, "share": round(share, 6), "baseline_share": round(base, 6), "rise": round(rise, 6)}
+    for r in sorted(rules, key=lambda r: level_rank(r.level), reverse=True):
+        checks = [
+            (window_negative >= r.min_negative, f"negative {window_negative} {'≥' if window_negative >= r.min_negative else '<'} {r.min_negative}"),
+            (share >= r.min_share, f"negative share {_fmt(share)} {'≥' if share >= r.min_share else '<'} {_fmt(r.min_share)}"),
+            (rise >= r.min_rise, f"rise over baseline share {_fmt(base)}: {_fmt(rise)} {'≥' if rise >= r.min_rise else '<'} {_fmt(r.min_rise)}"),
+        ]
+        if all(ok for ok, _ in checks):
+            return RuleResult("negative_share", r.level, tuple(t for _, t in checks), figures)
+    return RuleResult("negative_share", None, (), figures)
+
+
+def judge_high_reach(posts: Sequence[Mapping[str, Any]], rules: Sequence[HighReachRule]) -> RuleResult:
+    """One post from a very large account. `posts`: dicts with id, source, followers, reach,
+    negative_score. The highest rule any single post meets sets the level; the figures name
+    that post."""
+    for r in sorted(rules, key=lambda r: level_rank(r.level), reverse=True):
+        for p in sorted(posts, key=lambda p: (-(p.get("reach") or 0), str(p["id"]))):
+            followers, reach = p.get("followers"), p.get("reach") or 0
+            reasons = []
+            if r.min_followers is not None and followers is not None and followers >= r.min_followers:
+                reasons.append(f"author followers {followers} ≥ {r.min_followers}")
+            if r.min_reach is not None and reach >= r.min_reach:
+                reasons.append(f"post reach {reach} ≥ {r.min_reach}")
+            if not reasons:
+                continue
+            if r.min_negative_score is not None:
+                neg = p.get("negative_score")
+                if neg is None or neg < r.min_negative_score:
+                    continue
+                reasons.append(f"negative score {_fmt(neg)} ≥ {_fmt(r.min_negative_score)}")
+            figures = {"post_id": p["id"], "source": p.get("source"), "followers": followers, "reach": reach}
+            return RuleResult("high_reach", r.level, tuple(reasons), figures)
+    return RuleResult("high_reach", None, (), {})
+
+
+def raise_level(level: str, steps: int) -> str:
+    """`level` raised by `steps` (capped at red)."""
+    return LEVELS[min(len(LEVELS), level_rank(level) + steps) - 1]
+
+
+RULE_ORDER = ("volume", "negative_share", "rumor", "high_reach")
+
+
+def combine(volume: Detection, others: Sequence[RuleResult], pickups: Mapping[str, int], pickup_raise: int) -> Detection:
+    """One verdict per incident thread: the highest level any rule family reached (ties go to
+    the earlier family in RULE_ORDER), raised by `pickup_raise` steps when official or national
+    media carried the story in the window. Every family's verdict stays in `rules`, so the alert
+    says which rule fired and with what figures, including those that did not set the level."""
+    results = [RuleResult("volume", volume.level, volume.reasons, {})] + list(others)
+    best = max(results, key=lambda r: (level_rank(r.level), -RULE_ORDER.index(r.rule) if r.rule in RULE_ORDER else -99))
+    level, reasons = best.level, list(best.reasons)
+    picked = sum(pickups.values())
+    if level is not None and picked and pickup_raise:
+        raised = raise_level(level, pickup_raise)
+        tiers = ", ".join(f"{k} {v}" for k, v in sorted(pickups.items()))
+        reasons.append(f"picked up by {tiers} post(s): {level} raised to {raised}")
+        level = raised
+    return replace(
+        volume,
+        rule=best.rule,
+        level=level,
+        reasons=tuple(reasons),
+        rules=tuple(results),
+        pickups=dict(pickups),
+    )

@@ -16,7 +16,8 @@ AlertState = Literal["open", "acknowledged", "resolved"]
 Level = Literal["blue", "yellow", "orange", "red"]
 # opened / escalated / updated / reopened / resolved come from the detector; acknowledged,
 # resolved, note and claim (a verdict on a circulating claim) from officers (AlertStore)
-EventKind = Literal["opened", "escalated", "updated", "reopened", "acknowledged", "resolved", "note", "claim"]
+# paged comes from the escalation ladder (actor "escalation"), published from officers
+EventKind = Literal["opened", "escalated", "updated", "reopened", "acknowledged", "resolved", "note", "claim", "paged", "published"]
 
 
 class EvidencePost(BaseModel):
@@ -109,4 +110,11 @@ class Alert(BaseModel):
     acknowledged_at: datetime | None = None
     acknowledged_by: str | None = None
     resolved_at: datetime | None = None
+    # the holding statement, once published (AlertStore.mark_published), and the countdowns it
+    # starts: the next update, and the press conference where the level requires one
+    published_at: datetime | None = None
+    published_by: str | None = None
+    statement_url: str | None = None
+    next_update_at: datetime | None = None
+    press_conference_at: datetime | None = None
     events: list[AlertEvent] | None = None

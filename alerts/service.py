@@ -1,14 +1,22 @@
 """The detection job: every minute, per watchlist, count, judge, and keep one thread per incident.
 
+    tick(settings, store, engine, now) -> TickReport          # what the scheduler calls
     run_detection(settings, store, engine, now) -> list[AlertChange]
+    statement_effect(settings, store, alert, now) -> dict | None
 
-The scheduler calls this once a minute (from one leader: see docs/decisions.md), passing the
-index `Store`, the migrated state engine and the time. Counts come only through
-`Store.histogram(query, interval, tz, split_by="sentiment")`, `Store.count`, `Store.search` and
-`Store.terms`, so the same code runs on SQLite and Elasticsearch.
+`tick` runs every `alerts.interval` (from one leader: see docs/decisions.md): detection, then the
+on-call escalation ladder (`alerts.oncall`), then the delivery outbox drain
+(`alerts.delivery.Notifier.drain`). Counts come only through `Store.histogram`, `Store.count`,
+`Store.search` and `Store.terms`, so the same code runs on SQLite and Elasticsearch.
 
-Per watchlist and rule family (today: `volume`) the key `"<watchlist>/<rule>"` names one
-incident thread, and at most one alert per key is not resolved at any time:
+Per watchlist, and per configured topic within it (`alerts.topics`), one key names one incident
+thread (`"<watchlist>/volume"`, `"<watchlist>/topic:<topic>"`). Every rule family feeds that
+one thread (one incident = one thread, not one page per rule): volume (count-aware tail test),
+rising negative share, a surge of high rumour-likelihood posts, a single high-reach post; the
+highest level wins, official / national media pickup raises it, and the alert's `rule` and
+`figures.rules` say which rule fired with what figures. With `count_by: clusters` the volume
+and rumour rules count story clusters, not rows. At most one alert per key is unresolved at
+any time (a unique index; a detector that loses the race judges again against the winner):
 
 - **open** a new alert when a level rule holds and no thread for the key is active;
 - **escalate** it when a higher level holds (the deadline for the first statement moves to
@@ -30,8 +38,9 @@ Coverage gaps are alerts too: an enabled source with no successful crawl for
 `"source:<name>/silence"`, level `silence_level`, no statement deadline) that resolves when
 the source succeeds again — "no alert" must never mean "no data".
 
-Every change writes the alert row, an `alert_events` row (the SSE feed) and an `audit_log` row
-(actor `detector`) in one transaction, and is returned as an `AlertChange` for delivery.
+Every change writes the alert row, an `alert_events` row (the SSE feed), an `audit_log` row
+(actor `detector`), its outbox rows (`deliveries`) and rung 0 of the on-call ladder in one
+transaction, and is returned as an `AlertChange`.
 Evidence (representative posts, the chart series, top terms, sources, languages, sentiment
 mix, rumour candidates) is gathered only when a change is written, not on every quiet minute.
 """
@@ -48,16 +57,24 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
+from alerts.changes import AlertChange, ChangeKind
 from alerts.detector import (
     Detection,
+    RuleResult,
     back_to_baseline,
     baseline_len,
+    combine,
     detect,
+    judge_high_reach,
+    judge_negative_share,
     level_rank,
     window_len,
 )
 from alerts.models import Evidence, EvidencePost, SeriesPoint
+from alerts.oncall import TRIGGER_KINDS, run_escalations, start_ladder
+from alerts.outbox import enqueue
 from alerts.store import DETECTOR, dumps, iso, event_payload, insert_audit, insert_event, row_to_alert
 from index.base import Query, Store
 from yuqing.config import AlertsConfig, Settings, WatchlistConfig
@@ -69,28 +86,24 @@ log = logging.getLogger(__name__)
 INTERVAL_NAMES: dict[int, str] = {60: "1m", 300: "5m", 900: "15m", 3600: "1h", 86400: "1d"}
 CHART_WINDOWS = 8  # the chart shows the last 8 windows (2 h at the default 15 min)
 
-ChangeKind = Literal["opened", "escalated", "updated", "reopened", "resolved"]
-
-
-@dataclass(frozen=True)
-class AlertChange:
-    """One change the detector wrote; the scheduler hands these to delivery."""
-
-    kind: ChangeKind
-    alert_id: int
-    event_id: int
-    key: str
-    rule: str
-    watchlist: str | None
-    level: str
-    previous_level: str | None
-    at: datetime
-    title: str
-    alert: dict[str, Any] = field(repr=False)  # Alert JSON (with evidence, without events)
+__all__ = ["AlertChange", "ChangeKind", "TickReport", "run_detection", "statement_effect", "tick"]
 
 
 def alert_key(watchlist: str, rule: str) -> str:
     return f"{watchlist}/{rule}"
+
+
+def thread_key(watchlist: str, topic: str | None) -> str:
+    """The incident thread of a watchlist (`"<watchlist>/volume"`: the name predates the other
+    rule families, which now feed the same thread) or of one topic within it."""
+    return alert_key(watchlist, "volume") if topic is None else f"{watchlist}/topic:{topic}"
+
+
+def _notify(conn: Connection, settings: Settings, alert_id: int, event_id: int, kind: str, level: str, now: datetime) -> None:
+    """Outbox rows for this event, and rung 0 of the level's on-call ladder when the event
+    starts a ladder run: in the caller's transaction, so a crash loses no notification."""
+    extra = start_ladder(conn, settings, alert_id, event_id, level, now) if kind in TRIGGER_KINDS else []
+    enqueue(conn, settings, alert_id=alert_id, event_id=event_id, kind=kind, level=level, now=now, extra_channels=extra)
 
 
 def interval_name(cfg: AlertsConfig) -> str:
@@ -123,16 +136,25 @@ class Counts:
     total: list[int]
     negative: list[int]
     split: list[dict[str, int]]
+    rumor: list[int] | None = None  # posts (clusters) at or above `rumor_min`, when judged
+    unit: str = "posts"  # or "clusters" (see `fetch_cluster_counts`)
 
     def slot_start(self, i: int) -> datetime:
         return self.start + i * self.step
 
 
-def fetch_counts(store: Store, watchlist: str, start: datetime, end: datetime, cfg: AlertsConfig, tz: str) -> Counts:
+def _scope(watchlist: str, topic: str | None, start: datetime, end: datetime) -> Query:
+    return Query(watchlists=[watchlist], topics=[topic] if topic else None, start=start, end=end, size=0)
+
+
+def fetch_counts(
+    store: Store, watchlist: str, start: datetime, end: datetime, cfg: AlertsConfig, tz: str, topic: str | None = None
+) -> Counts:
+    """Per-interval post counts (total, negative, and rumour when the rumour rule is on)."""
     step = cfg.step
     n = round((end - start) / step)
     out = Counts(start=start, step=step, total=[0] * n, negative=[0] * n, split=[{} for _ in range(n)])
-    q = Query(watchlists=[watchlist], start=start, end=end, size=0)
+    q = _scope(watchlist, topic, start, end)
     for b in store.histogram(q, interval_name(cfg), tz, split_by="sentiment"):
         i = int((b.start.astimezone(timezone.utc) - start) // step)
         if 0 <= i < n:
@@ -140,6 +162,60 @@ def fetch_counts(store: Store, watchlist: str, start: datetime, end: datetime, c
             out.negative[i] += int(b.split.get("negative", 0))
             for k, v in b.split.items():
                 out.split[i][k] = out.split[i].get(k, 0) + int(v)
+    if cfg.rumor_levels:
+        out.rumor = [0] * n
+        for b in store.histogram(q.model_copy(update={"rumor_min": cfg.rumor_min}), interval_name(cfg), tz):
+            i = int((b.start.astimezone(timezone.utc) - start) // step)
+            if 0 <= i < n:
+                out.rumor[i] += b.count
+    return out
+
+
+def fetch_cluster_counts(
+    store: Store, watchlist: str, start: datetime, end: datetime, cfg: AlertsConfig, topic: str | None = None
+) -> Counts | None:
+    """Per-interval counts of story clusters (identical texts share a `cluster_id`; a post
+    without one is its own story), read from the posts themselves because the index has no
+    distinct count. A cluster counts once per window-long block (blocks aligned to `end`, as
+    the detector cuts the baseline), in the interval where it first appears in that block, so
+    each block's sum is its number of distinct stories and a thousand copies of a rumour are
+    one story. A cluster is negative (rumour) when any of its posts in the block is. None when
+    the span holds more than `cluster_scan` posts: the caller falls back to post counts."""
+    step = cfg.step
+    n = round((end - start) / step)
+    wl = window_len(cfg)
+    posts = _scan(store, _scope(watchlist, topic, start, end).model_copy(update={"sort": "time"}), cfg.cluster_scan + 1)
+    if len(posts) > cfg.cluster_scan:
+        return None
+    out = Counts(start=start, step=step, total=[0] * n, negative=[0] * n, split=[{} for _ in range(n)], rumor=[0] * n, unit="clusters")
+    first: dict[tuple[int, str], int] = {}
+    negative: set[tuple[int, str]] = set()
+    rumor: set[tuple[int, str]] = set()
+    sentiment: dict[tuple[int, str], str] = {}
+    for p in sorted(posts, key=lambda p: (p.published_at, p.id)):
+        i = int((p.published_at - start) // step)
+        if not 0 <= i < n:
+            continue
+        block = (n - 1 - i) // wl  # 0 = the window
+        key = (block, p.cluster_id or p.id)
+        first.setdefault(key, i)
+        c = p.classification
+        if c is not None:
+            sentiment.setdefault(key, c.sentiment)
+            if c.sentiment == "negative":
+                negative.add(key)
+            if c.rumor >= cfg.rumor_min:
+                rumor.add(key)
+    assert out.rumor is not None
+    for key, i in first.items():
+        out.total[i] += 1
+        if key in negative:
+            out.negative[i] += 1
+            out.split[i]["negative"] = out.split[i].get("negative", 0) + 1
+        elif key in sentiment:
+            out.split[i][sentiment[key]] = out.split[i].get(sentiment[key], 0) + 1
+        if key in rumor:
+            out.rumor[i] += 1
     return out
 
 
@@ -247,18 +323,41 @@ def _scan(store: Store, q: Query, limit: int) -> list[Post]:
     return out
 
 
+def _dedupe(posts: Sequence[Post]) -> list[Post]:
+    """One post per story cluster, in the given order: three copies of one text are one story."""
+    seen: set[str] = set()
+    out = []
+    for p in posts:
+        c = p.cluster_id or p.id
+        if c not in seen:
+            seen.add(c)
+            out.append(p)
+    return out
+
+
+def _story_terms(terms: list[tuple[str, int]], names: Sequence[str]) -> list[tuple[str, int]]:
+    from yuqing.text import fold
+
+    folded = [fold(n) for n in names]
+    return [(t, c) for t, c in terms if not any(fold(t) in n for n in folded)]
+
+
 def gather_evidence(
-    store: Store, watchlist: str, counts: Counts, det: Detection, cfg: AlertsConfig, end: datetime
+    store: Store, watchlist: str, counts: Counts, det: Detection, cfg: AlertsConfig, end: datetime, topic: str | None = None,
+    names: Sequence[str] = (),
 ) -> Evidence:
-    """Representative posts, chart series and aggregates for the judged window."""
+    """Representative posts (one per story cluster), chart series and aggregates for the
+    judged window. `names`: the watchlist's own terms; words inside them ("兰山", "务局" of
+    兰山市水务局) are in every matching post and say nothing about the story, so they are left
+    out of the top terms."""
     wl = window_len(cfg)
     win_start = end - cfg.window
-    base = Query(watchlists=[watchlist], start=win_start, end=end)
+    base = _scope(watchlist, topic, win_start, end).model_copy(update={"size": 20})
     n = cfg.evidence_posts
     picks: dict[str, tuple[Post, list[str]]] = {}
 
     def pick(posts: Sequence[Post], why: str) -> None:
-        for p in posts:
+        for p in _dedupe(posts)[:n]:
             if p.id in picks:
                 if why not in picks[p.id][1]:
                     picks[p.id][1].append(why)
@@ -266,22 +365,17 @@ def gather_evidence(
                 picks[p.id] = (p, [why])
 
     scanned = _scan(store, base.model_copy(update={"sort": "engagement"}), cfg.evidence_scan)
-    pick(sorted(scanned, key=lambda p: (-_reach(p), p.published_at, p.id))[:n], "highest_reach")
+    pick(sorted(scanned, key=lambda p: (-_reach(p), p.published_at, p.id)), "highest_reach")
     # earliest: the first interval of the window that holds posts is small; read all of it
     first = next((i for i in range(len(counts.total) - wl, len(counts.total)) if counts.total[i]), None)
     if first is not None:
         s = counts.slot_start(first)
         early = _scan(store, base.model_copy(update={"start": s, "end": s + cfg.step, "sort": "time"}), cfg.evidence_scan)
-        pick(sorted(early, key=lambda p: (p.published_at, p.id))[:n], "earliest")
+        pick(sorted(early, key=lambda p: (p.published_at, p.id)), "earliest")
     negs = _scan(store, base.model_copy(update={"sentiments": ["negative"], "sort": "engagement"}), cfg.evidence_scan)
-    pick(
-        sorted(negs, key=lambda p: (-(_negative_score(p) or 0.0), -_reach(p), p.id))[:n],
-        "most_negative",
-    )
-    rumors = _scan(
-        store, base.model_copy(update={"rumor_min": cfg.rumor_candidate_min, "sort": "rumor"}), n
-    )
-    rumor_posts = sorted(rumors, key=lambda p: (-(p.classification.rumor if p.classification else 0.0), p.id))[:n]
+    pick(sorted(negs, key=lambda p: (-(_negative_score(p) or 0.0), -_reach(p), p.id)), "most_negative")
+    rumors = _scan(store, base.model_copy(update={"rumor_min": cfg.rumor_candidate_min, "sort": "rumor"}), 4 * n)
+    rumor_posts = _dedupe(sorted(rumors, key=lambda p: (-(p.classification.rumor if p.classification else 0.0), p.id)))[:n]
 
     posts = [_evidence_post(p, why) for p, why in picks.values()]
     chart = min(len(counts.total), CHART_WINDOWS * wl)
@@ -303,7 +397,7 @@ def gather_evidence(
         ],
         window_start=win_start,
         window_end=end,
-        top_terms=store.terms(base, "term", 10),
+        top_terms=_story_terms(store.terms(base, "term", 10 + 4 * len(names)), names)[:10],
         sources=store.terms(base, "source", 5),
         languages=store.terms(base, "lang", 5),
         sentiment=sentiment,
@@ -316,10 +410,12 @@ def _minutes(d: timedelta) -> str:
     return f"{m} min" if m < 120 else f"{m // 60} h"
 
 
-def make_title(watchlist: str, det: Detection, evidence: Evidence, cfg: AlertsConfig) -> str:
-    """The incident in one line: volume against the usual, negativity, what it is about."""
+def make_title(watchlist: str, det: Detection, evidence: Evidence, cfg: AlertsConfig, unit: str = "posts") -> str:
+    """The incident in one line: volume against the usual, negativity, what it is about, and
+    the rule that set the level when it is not volume."""
     f = det.figures
-    parts = [f"{watchlist}: {f.observed} posts in {_minutes(cfg.window)}, {f.ratio:.1f}× the usual {f.expected:.1f}"]
+    lead = f"{watchlist}: " if det.rule == "volume" or det.level is None else f"{watchlist}: {det.rule.replace('_', ' ')} rule; "
+    parts = [f"{lead}{f.observed} {unit} in {_minutes(cfg.window)}, {f.ratio:.1f}× the usual {f.expected:.1f}"]
     if f.negative_share is not None:
         parts.append(f"{round(100 * f.negative_share)}% negative")
     if evidence.top_terms:
@@ -327,8 +423,13 @@ def make_title(watchlist: str, det: Detection, evidence: Evidence, cfg: AlertsCo
     return "; ".join(parts)
 
 
-def _figures(det: Detection, cfg: AlertsConfig, end: datetime, pinned: float | None, peak: int | None) -> dict[str, Any]:
+def _figures(det: Detection, cfg: AlertsConfig, end: datetime, pinned: float | None, peak: int | None, unit: str = "posts") -> dict[str, Any]:
     f = det.figures.as_dict()
+    if det.rules:
+        f["rules"] = {r.rule: r.as_dict() for r in det.rules}
+        f["rules"]["volume"].update(det.figures.as_dict())
+    f["pickups"] = dict(det.pickups)
+    f["unit"] = unit
     f.update(
         rule=det.rule,
         fired_level=det.level,
@@ -389,25 +490,66 @@ def _last_resolved(conn: Connection, key: str) -> ResolvedView | None:
 
 
 def run_detection(settings: Settings, store: Store, engine: Engine, now: datetime) -> list[AlertChange]:
-    """Judge every watchlist at `now` (aware) and persist what changed. A watchlist whose
-    store queries fail is logged and skipped; the others still run (one broken query must
-    not silence every alert)."""
+    """Judge every watchlist (and each of its configured topics) at `now` (aware) and persist
+    what changed, with the outbox rows of every change in the same transaction. A watchlist
+    whose store queries fail is logged and skipped; the others still run (one broken query
+    must not silence every alert)."""
     if now.tzinfo is None:
         raise ValueError("now must carry a time zone")
     changes: list[AlertChange] = []
     for wl in settings.watchlists:
-        try:
-            change = detect_watchlist(settings, store, engine, now, wl)
-        except Exception:  # noqa: BLE001 - logged with its traceback, the next watchlist runs
-            log.exception("alert detection failed for watchlist %s", wl.name)
-            continue
-        if change is not None:
-            changes.append(change)
+        cfg = settings.alerts.for_watchlist(wl.name)
+        for topic in [None, *cfg.topics]:
+            try:
+                change = detect_watchlist(settings, store, engine, now, wl, topic=topic)
+            except Exception:  # noqa: BLE001 - logged with its traceback, the next watchlist runs
+                log.exception("alert detection failed for watchlist %s%s", wl.name, f" topic {topic}" if topic else "")
+                continue
+            if change is not None:
+                changes.append(change)
     try:
         changes.extend(detect_silent_sources(settings, engine, now))
     except Exception:  # noqa: BLE001 - coverage checks must not stop volume alerts
         log.exception("coverage (silent source) check failed")
     return changes
+
+
+@dataclass
+class TickReport:
+    """What one tick did: the detector's changes, the ladder's pages, the deliveries sent or
+    failed in this tick's drain."""
+
+    changes: list[AlertChange] = field(default_factory=list)
+    pages: list[AlertChange] = field(default_factory=list)
+    deliveries: list[Any] = field(default_factory=list)  # alerts.delivery.Delivery
+
+
+def tick(settings: Settings, store: Store, engine: Engine, now: datetime, *, notifier: Any = None) -> TickReport:
+    """The scheduler's one call every `alerts.interval`: detect (alert changes and their
+    outbox rows in one transaction each), escalate unacknowledged alerts up the on-call ladder,
+    then drain the outbox. Each step runs even if an earlier one failed, because a broken index
+    must not stop pages already owed (and the reverse). `notifier`: an `alerts.delivery.Notifier`
+    (default: one with the service's acknowledge-link key)."""
+    report = TickReport()
+    try:
+        report.changes = run_detection(settings, store, engine, now)
+    except Exception:  # noqa: BLE001 - logged; escalation and delivery still run
+        log.exception("alert detection failed")
+    try:
+        report.pages = run_escalations(settings, engine, now)
+    except Exception:  # noqa: BLE001
+        log.exception("alert escalation failed")
+    if settings.channels:
+        if notifier is None:
+            from alerts.delivery import Notifier
+            from alerts.links import ack_key
+
+            notifier = Notifier(settings, engine, ack_key=ack_key(settings))
+        try:
+            report.deliveries = notifier.drain(now)
+        except Exception:  # noqa: BLE001
+            log.exception("alert delivery drain failed")
+    return report
 
 
 # --------------------------------------------------------------------------------------------
@@ -432,17 +574,20 @@ def detect_silent_sources(settings: Settings, engine: Engine, now: datetime) -> 
         since = row.last_success
         silent = (now - since > limit) if since is not None else (row.runs >= cfg.silence_after_intervals)
         key = alert_key(f"source:{src.name}", "silence")
-        with engine.begin() as conn:
-            active = _active_row(conn, key, lock=True)
-            if silent and active is None:
-                out.append(_open_silence(conn, key, src.name, row, limit, now, cfg))
-            elif not silent and active is not None:
-                fig = json.loads(active.figures)
-                fig["recovered_at"] = iso(since) if since else None
-                conn.execute(
-                    sa.update(alerts).where(alerts.c.id == active.id).values(state="resolved", resolved_at=now, updated_at=now, figures=dumps(fig))
-                )
-                out.append(_event(conn, active.id, "resolved", key, "silence", None, active.level, now, {"reason": "source crawled successfully again", "auto": True}))
+        try:
+            with engine.begin() as conn:
+                active = _active_row(conn, key, lock=True)
+                if silent and active is None:
+                    out.append(_open_silence(conn, settings, key, src.name, row, limit, now))
+                elif not silent and active is not None:
+                    fig = json.loads(active.figures)
+                    fig["recovered_at"] = iso(since) if since else None
+                    conn.execute(
+                        sa.update(alerts).where(alerts.c.id == active.id).values(state="resolved", resolved_at=now, updated_at=now, figures=dumps(fig))
+                    )
+                    out.append(_event(conn, settings, active.id, "resolved", key, "silence", None, active.level, now, {"reason": "source crawled successfully again", "auto": True}))
+        except IntegrityError:  # another detector opened the same gap first: one thread it is
+            log.info("%s: opened concurrently by another detector", key)
     # a source removed or disabled while silent: its gap is no longer ours to watch
     watched = {alert_key(f"source:{s.name}", "silence") for s in settings.sources if s.enabled}
     with engine.begin() as conn:
@@ -453,11 +598,12 @@ def detect_silent_sources(settings: Settings, engine: Engine, now: datetime) -> 
         ).all()
         for a in stale:
             conn.execute(sa.update(alerts).where(alerts.c.id == a.id).values(state="resolved", resolved_at=now, updated_at=now))
-            out.append(_event(conn, a.id, "resolved", a.key, "silence", None, a.level, now, {"reason": "source disabled or removed", "auto": True}))
+            out.append(_event(conn, settings, a.id, "resolved", a.key, "silence", None, a.level, now, {"reason": "source disabled or removed", "auto": True}))
     return out
 
 
-def _open_silence(conn: Connection, key: str, name: str, row: Any, limit: timedelta, now: datetime, cfg: AlertsConfig) -> AlertChange:
+def _open_silence(conn: Connection, settings: Settings, key: str, name: str, row: Any, limit: timedelta, now: datetime) -> AlertChange:
+    cfg = settings.alerts
     since = row.last_success
     lines = (row.last_error or "").strip().splitlines()
     error = lines[0][:200] if lines else None
@@ -485,88 +631,155 @@ def _open_silence(conn: Connection, key: str, name: str, row: Any, limit: timede
         )
     )
     alert_id = int(res.inserted_primary_key[0])
-    return _event(conn, alert_id, "opened", key, "silence", None, None, now, {"explain": figures["explain"]})
+    return _event(conn, settings, alert_id, "opened", key, "silence", None, None, now, {"explain": figures["explain"]})
 
 
 def _event(
-    conn: Connection, alert_id: int, kind: ChangeKind, key: str, rule: str, watchlist: str | None, previous_level: str | None, now: datetime, extra: dict[str, Any]
+    conn: Connection, settings: Settings, alert_id: int, kind: ChangeKind, key: str, rule: str, watchlist: str | None,
+    previous_level: str | None, now: datetime, extra: dict[str, Any],
 ) -> AlertChange:
     row = conn.execute(sa.select(alerts).where(alerts.c.id == alert_id)).one()
     event_id = insert_event(conn, alert_id, kind, now, DETECTOR, event_payload(row, previous_level=previous_level, **extra))
     insert_audit(conn, now, DETECTOR, f"alert.{kind}", f"alert:{alert_id}", {"level": row.level, **extra})
+    _notify(conn, settings, alert_id, event_id, kind, row.level, now)
     return AlertChange(
         kind=kind, alert_id=alert_id, event_id=event_id, key=key, rule=rule, watchlist=watchlist, level=row.level,
         previous_level=previous_level, at=now, title=row.title, alert=row_to_alert(row, with_evidence=True),
     )
 
 
-def detect_watchlist(
-    settings: Settings, store: Store, engine: Engine, now: datetime, wl: WatchlistConfig
-) -> AlertChange | None:
-    cfg = settings.alerts
-    tz = settings.timezone
-    rule = "volume"
-    key = alert_key(wl.name, rule)
+# --------------------------------------------------------------------------------------------
+# one watchlist (or one topic of it)
+# --------------------------------------------------------------------------------------------
+
+
+def _pickups(store: Store, scope: Query, cfg: AlertsConfig) -> dict[str, int]:
+    if not cfg.pickup_raise or not cfg.pickup_tiers:
+        return {}
+    tiers = {t.value for t in cfg.pickup_tiers}
+    return {k: v for k, v in store.terms(scope, "source_tier", 4) if k in tiers and v}
+
+
+def judge(
+    store: Store, watchlist: str, topic: str | None, counts: Counts, cfg: AlertsConfig, end: datetime,
+    *, previous: int, seasonal: list[float] | None, pinned: float | None,
+) -> Detection:
+    """Every rule family on one window: volume (count-aware tail test against the seasonal,
+    robust baseline), negative share against the baseline's share, a surge of high rumour
+    likelihood posts (the same tail test on their own baseline), a single high-reach post;
+    then official / national media pickup raises the level. See `alerts.detector.combine`."""
     wlen, blen = window_len(cfg), baseline_len(cfg)
+    det = detect(
+        counts.total[-wlen:], counts.negative[-wlen:], counts.total[:blen], cfg,
+        rule="volume", previous=previous, seasonal=seasonal, pinned_expected=pinned,
+    )
+    others: list[RuleResult] = []
+    if cfg.negative_share:
+        others.append(
+            judge_negative_share(
+                sum(counts.negative[-wlen:]), sum(counts.total[-wlen:]), sum(counts.negative[:blen]), sum(counts.total[:blen]), cfg.negative_share
+            )
+        )
+    if cfg.rumor_levels and counts.rumor is not None:
+        r = detect(counts.rumor[-wlen:], [0] * wlen, counts.rumor[:blen], cfg.model_copy(update={"levels": cfg.rumor_levels}), rule="rumor")
+        fig = r.figures
+        others.append(
+            RuleResult("rumor", r.level, r.reasons, {
+                "observed": fig.observed, "expected": fig.expected, "ratio": fig.ratio, "p_value": fig.p_value,
+                "score": fig.score, "rumor_min": cfg.rumor_min, "unit": counts.unit,
+            })
+        )
+    window_scope = _scope(watchlist, topic, end - cfg.window, end)
+    if cfg.high_reach:
+        scanned = _scan(store, window_scope.model_copy(update={"sort": "engagement"}), cfg.evidence_scan)
+        others.append(
+            judge_high_reach(
+                [{"id": p.id, "source": p.source, "followers": p.author.followers, "reach": _reach(p), "negative_score": _negative_score(p)} for p in scanned],
+                cfg.high_reach,
+            )
+        )
+    return combine(det, others, _pickups(store, window_scope, cfg), cfg.pickup_raise)
+
+
+def detect_watchlist(
+    settings: Settings, store: Store, engine: Engine, now: datetime, wl: WatchlistConfig, topic: str | None = None
+) -> AlertChange | None:
+    """Judge one watchlist's (or one topic's) incident thread at `now` and write what changed.
+    When another detector opens the same thread between our read and our write (the unique
+    index on unresolved keys refuses our insert), the state is read again and judged again
+    against that thread — an update or escalation of it, never a duplicate or a crash."""
+    cfg = settings.alerts.for_watchlist(wl.name)
+    tz = settings.timezone
+    key = thread_key(wl.name, topic)
     end = floor_time(now, cfg.step, tz)
-    counts = fetch_counts(store, wl.name, end - cfg.window - cfg.baseline, end, cfg, tz)
+    start = end - cfg.window - cfg.baseline
+    counts: Counts | None = None
+    if cfg.count_by == "clusters":
+        counts = fetch_cluster_counts(store, wl.name, start, end, cfg, topic)
+        if counts is None:
+            log.warning("%s: more than %d posts in the span; counting posts, not clusters", key, cfg.cluster_scan)
+    if counts is None:
+        counts = fetch_counts(store, wl.name, start, end, cfg, tz, topic)
     seasonal: list[float] | None = None
     if cfg.seasonal_days:
         seasonal = [
-            float(store.count(Query(watchlists=[wl.name], start=end - timedelta(days=d) - cfg.window, end=end - timedelta(days=d), size=0)))
+            float(store.count(_scope(wl.name, topic, end - timedelta(days=d) - cfg.window, end - timedelta(days=d))))
             for d in range(1, cfg.seasonal_days + 1)
         ]
-    with engine.connect() as conn:
-        active_row = _active_row(conn, key)
-        active = (
-            ActiveView(active_row.id, active_row.level, active_row.state, _last_event_at(conn, active_row.id))
-            if active_row is not None
-            else None
-        )
-        last_resolved = _last_resolved(conn, key) if active is None else None
-    old_figures: dict[str, Any] = json.loads(active_row.figures) if active_row is not None else {}
-    pinned = old_figures.get("pinned_expected")
-    det = detect(
-        counts.total[-wlen:],
-        counts.negative[-wlen:],
-        counts.total[:blen],
-        cfg,
-        rule=rule,
-        previous=sum(counts.total[-2 * wlen : -wlen]),
-        seasonal=seasonal,
-        pinned_expected=pinned,
-    )
-    ra = round(cfg.resolve_after / cfg.step)
-    if ra <= len(counts.total):
-        recent = sum(counts.total[-ra:])
-    else:
-        recent = store.count(Query(watchlists=[wl.name], start=end - cfg.resolve_after, end=end, size=0))
-    assert det.expectation is not None
-    quiet = back_to_baseline(recent, ra, det.expectation, cfg)
-    action = decide(det, quiet, active, last_resolved, now, cfg)
-    if action in ("none", "suppress"):
-        if action == "suppress":
-            log.info("%s: %s within the cool-down after an officer resolved alert %s; not re-raised", key, det.explain(), last_resolved and last_resolved.id)
-        return None
-
+    wlen = window_len(cfg)
     evidence: Evidence | None = None
-    if action != "resolve":
-        evidence = gather_evidence(store, wl.name, counts, det, cfg, end)
-    with engine.begin() as conn:
-        current = _active_row(conn, key, lock=True)
-        if (current.id if current is not None else None) != (active.id if active else None) or (
-            current is not None and active_row is not None and (current.level, current.state) != (active_row.level, active_row.state)
-        ):
-            log.info("%s changed while it was judged; it is judged again next run", key)
+    for attempt in range(2):
+        with engine.connect() as conn:
+            active_row = _active_row(conn, key)
+            active = (
+                ActiveView(active_row.id, active_row.level, active_row.state, _last_event_at(conn, active_row.id))
+                if active_row is not None
+                else None
+            )
+            last_resolved = _last_resolved(conn, key) if active is None else None
+        old_figures: dict[str, Any] = json.loads(active_row.figures) if active_row is not None else {}
+        det = judge(
+            store, wl.name, topic, counts, cfg, end,
+            previous=sum(counts.total[-2 * wlen : -wlen]), seasonal=seasonal, pinned=old_figures.get("pinned_expected"),
+        )
+        ra = round(cfg.resolve_after / cfg.step)
+        if ra <= len(counts.total):
+            recent = sum(counts.total[-ra:])
+        else:
+            recent = store.count(_scope(wl.name, topic, end - cfg.resolve_after, end))
+        assert det.expectation is not None
+        quiet = back_to_baseline(recent, ra, det.expectation, cfg)
+        action = decide(det, quiet, active, last_resolved, now, cfg)
+        if action in ("none", "suppress"):
+            if action == "suppress":
+                log.info("%s: %s within the cool-down after an officer resolved alert %s; not re-raised", key, det.explain(), last_resolved and last_resolved.id)
             return None
-        return _write(conn, action, key, rule, wl, det, evidence, cfg, now, end, current, last_resolved, old_figures, quiet)
+        if action != "resolve" and evidence is None:
+            evidence = gather_evidence(store, wl.name, counts, det, cfg, end, topic, names=wl.terms)
+        try:
+            with engine.begin() as conn:
+                current = _active_row(conn, key, lock=True)
+                if (current.id if current is not None else None) != (active.id if active else None) or (
+                    current is not None and active_row is not None and (current.level, current.state) != (active_row.level, active_row.state)
+                ):
+                    log.info("%s changed while it was judged; it is judged again next run", key)
+                    return None
+                return _write(
+                    conn, settings, action, key, wl, det, evidence, cfg, now, end, current, last_resolved, old_figures,
+                    label=wl.name if topic is None else f"{wl.name} · {topic}", unit=counts.unit,
+                )
+        except IntegrityError:
+            if attempt:
+                raise
+            log.info("%s: another detector opened this thread first; judging against it", key)
+    return None
 
 
 def _write(
     conn: Connection,
+    settings: Settings,
     action: Action,
     key: str,
-    rule: str,
     wl: WatchlistConfig,
     det: Detection,
     evidence: Evidence | None,
@@ -576,7 +789,9 @@ def _write(
     current: Any,
     last_resolved: ResolvedView | None,
     old_figures: dict[str, Any],
-    quiet: bool,
+    *,
+    label: str,
+    unit: str,
 ) -> AlertChange:
     previous_level: str | None = current.level if current is not None else None
     values: dict[str, Any] = {"updated_at": now}
@@ -591,16 +806,17 @@ def _write(
         extra = {"reason": "volume back to baseline", "auto": True, "figures": det.figures.as_dict()}
     else:
         assert evidence is not None and det.level is not None
-        title = make_title(wl.name, det, evidence, cfg)
-        deadline = cfg.deadlines.get(det.level)
+        title = make_title(label, det, evidence, cfg, unit)
+        deadline = cfg.deadlines.get(det.level)  # type: ignore[call-overload]
+        conference = cfg.press_conference.get(det.level)  # type: ignore[call-overload]
         if action == "open":
-            fig = _figures(det, cfg, end, None, None)
+            fig = _figures(det, cfg, end, None, None, unit)
             res = conn.execute(
                 sa.insert(alerts).values(
                     key=key,
                     state="open",
                     level=det.level,
-                    rule=rule,
+                    rule=det.rule,
                     watchlist=wl.name,
                     title=title,
                     figures=dumps(fig),
@@ -619,44 +835,52 @@ def _write(
             row = conn.execute(sa.select(alerts).where(alerts.c.id == alert_id)).one()
             prior = json.loads(row.figures)
             level = det.level if level_rank(det.level) > level_rank(row.level) else row.level
-            fig = _figures(det, cfg, end, prior.get("pinned_expected"), prior.get("peak_observed"))
+            fig = _figures(det, cfg, end, prior.get("pinned_expected"), prior.get("peak_observed"), unit)
             new_deadline = row.deadline_at
             if deadline is not None and level == det.level:
                 cand = now + deadline
                 new_deadline = min(new_deadline, cand) if new_deadline else cand
             values.update(
-                state="open", level=level, title=title, figures=dumps(fig), evidence=dumps(evidence.model_dump(mode="json")),
-                resolved_at=None, acknowledged_at=None, acknowledged_by=None, deadline_at=new_deadline,
+                state="open", level=level, rule=det.rule if level == det.level else row.rule, title=title, figures=dumps(fig),
+                evidence=dumps(evidence.model_dump(mode="json")), resolved_at=None, acknowledged_at=None, acknowledged_by=None,
+                deadline_at=new_deadline,
             )
+            if row.published_at is not None and row.press_conference_at is None and conference is not None and level == det.level:
+                values["press_conference_at"] = row.opened_at + conference
             conn.execute(sa.update(alerts).where(alerts.c.id == alert_id).values(**values))
             kind = "reopened"
             previous_level = row.level
         else:  # escalate | update
             assert current is not None
             alert_id = current.id
-            fig = _figures(det, cfg, end, old_figures.get("pinned_expected"), old_figures.get("peak_observed"))
+            fig = _figures(det, cfg, end, old_figures.get("pinned_expected"), old_figures.get("peak_observed"), unit)
             values.update(title=title, figures=dumps(fig), evidence=dumps(evidence.model_dump(mode="json")))
             if action == "escalate":
                 values["level"] = det.level
+                values["rule"] = det.rule
                 if deadline is not None:
                     cand = now + deadline
                     values["deadline_at"] = min(current.deadline_at, cand) if current.deadline_at else cand
                 if current.state == "acknowledged":
                     values.update(state="open", acknowledged_at=None, acknowledged_by=None)
+                # a statement is out and the incident now needs a press conference: start its countdown
+                if current.published_at is not None and current.press_conference_at is None and conference is not None:
+                    values["press_conference_at"] = current.opened_at + conference
                 kind = "escalated"
             else:
                 kind = "updated"
             conn.execute(sa.update(alerts).where(alerts.c.id == alert_id).values(**values))
-        extra = {"figures": det.figures.as_dict(), "explain": det.explain(), "previous_level": previous_level}
+        extra = {"figures": det.figures.as_dict(), "explain": det.explain(), "previous_level": previous_level, "fired_rule": det.rule}
     row = conn.execute(sa.select(alerts).where(alerts.c.id == alert_id)).one()
     event_id = insert_event(conn, alert_id, kind, now, DETECTOR, event_payload(row, **extra))
     insert_audit(conn, now, DETECTOR, f"alert.{kind}", f"alert:{alert_id}", {"level": row.level, "explain": det.explain()})
+    _notify(conn, settings, alert_id, event_id, kind, row.level, now)
     return AlertChange(
         kind=kind,
         alert_id=alert_id,
         event_id=event_id,
         key=key,
-        rule=rule,
+        rule=row.rule,
         watchlist=wl.name,
         level=row.level,
         previous_level=previous_level,
@@ -664,3 +888,41 @@ def _write(
         title=row.title,
         alert=row_to_alert(row, with_evidence=True),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# after the statement: did it work?
+# --------------------------------------------------------------------------------------------
+
+
+def statement_effect(settings: Settings, store: Store, alert: dict[str, Any], now: datetime) -> dict[str, Any] | None:
+    """Volume, negative share and rumour share in the `statement_effect_window` before the
+    statement was published and in the same span after it (or as much of it as has passed),
+    per hour so the two sides compare even while the "after" side is still filling. None when
+    no statement is recorded. The figures are what the index holds; no causal claim is made."""
+    if not alert.get("published_at") or not alert.get("watchlist"):
+        return None
+    cfg = settings.alerts.for_watchlist(alert["watchlist"])
+    at = datetime.fromisoformat(alert["published_at"])
+    span = cfg.statement_effect_window
+    after_end = min(now, at + span)
+    if after_end <= at:
+        after_end = at + timedelta(seconds=1)
+
+    def side(start: datetime, end: datetime) -> dict[str, Any]:
+        q = Query(watchlists=[alert["watchlist"]], start=start, end=end, size=0)
+        total = store.count(q)
+        neg = store.count(q.model_copy(update={"sentiments": ["negative"]}))
+        rum = store.count(q.model_copy(update={"rumor_min": cfg.rumor_min}))
+        hours = (end - start) / timedelta(hours=1)
+        return {
+            "start": iso(start), "end": iso(end), "posts": total, "per_hour": round(total / hours, 3) if hours else None,
+            "negative_share": round(neg / total, 4) if total else None, "rumor_share": round(rum / total, 4) if total else None,
+        }
+
+    before, after = side(at - span, at), side(at, after_end)
+    delta = {
+        k: (round(after[k] - before[k], 4) if after[k] is not None and before[k] is not None else None)
+        for k in ("per_hour", "negative_share", "rumor_share")
+    }
+    return {"published_at": alert["published_at"], "before": before, "after": after, "change": delta, "complete": now >= at + span}

@@ -8,6 +8,8 @@
     store.add_note(alert_id, actor, text) -> dict
     store.events_since(last_event_id, limit=100) -> list[dict]
     store.mark_claim(alert_id, actor, post_id, verdict) -> dict     # verdict: false|true|unverified
+    store.mark_published(alert_id, actor, url, at=None) -> dict     # a statement went out
+    AlertStore(engine, clock, config=settings.alerts)             # config: countdown rules
 
 Shapes: every alert dict is `alerts.models.Alert.model_dump(mode="json")` and every event dict
 `alerts.models.AlertEvent.model_dump(mode="json")` — JSON-ready (times are ISO 8601 UTC
@@ -54,6 +56,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from alerts.models import Alert, AlertEvent
+from yuqing.config import AlertsConfig
 from yuqing.state.schema import alert_events, alerts, audit_log
 
 MAX_NOTE = 5000
@@ -114,6 +117,11 @@ def row_to_alert(row: Any, *, with_evidence: bool, events: list[dict[str, Any]] 
         acknowledged_at=m["acknowledged_at"],
         acknowledged_by=m["acknowledged_by"],
         resolved_at=m["resolved_at"],
+        published_at=m["published_at"],
+        published_by=m["published_by"],
+        statement_url=m["statement_url"],
+        next_update_at=m["next_update_at"],
+        press_conference_at=m["press_conference_at"],
         events=events,
     ).model_dump(mode="json")
 
@@ -160,9 +168,11 @@ def _nonblank(name: str, v: str) -> str:
 class AlertStore:
     """Alerts and their events in the state database (see the module docstring)."""
 
-    def __init__(self, engine: Engine, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, engine: Engine, clock: Callable[[], datetime] = utcnow, config: AlertsConfig | None = None) -> None:
         self.engine = engine
         self.clock = clock
+        # the alerts settings (statement_next_update, press_conference); defaults without one
+        self.config = config if config is not None else AlertsConfig()
 
     # -- reads ----------------------------------------------------------------------------
     def list(
@@ -292,6 +302,46 @@ class AlertStore:
             insert_audit(conn, now, actor, "alert.claim", f"alert:{alert_id}", {"post_id": post_id, "verdict": verdict})
             ev = conn.execute(sa.select(alert_events).where(alert_events.c.id == event_id)).one()
             return row_to_event(ev)
+
+    def mark_published(self, alert_id: int, actor: str, url: str | None, at: datetime | None = None) -> dict[str, Any]:
+        """Record that a statement on this alert was published at `at` (default now; not in the
+        future) at `url`. Starts, or with a later statement moves, the countdown to the next
+        update (`at + statement_next_update`) and, where the alert's level requires one, sets
+        the press conference due `press_conference[level]` after the alert opened. The first
+        statement also meets the first-statement deadline, so `deadline_at` is cleared. Allowed
+        while the alert is open or acknowledged, and after it resolved (a statement may follow
+        the story). Returns the alert as `get` does."""
+        actor = _nonblank("actor", actor)
+        now = self.clock()
+        at = now if at is None else at
+        if at.tzinfo is None:
+            raise ValueError("at must carry a time zone")
+        if at > now + timedelta(minutes=1):
+            raise ValueError("a statement cannot be published in the future")
+        if url is not None and not (url.startswith("https://") or url.startswith("http://")):
+            raise ValueError("url must be an http(s) URL")
+        with self.engine.begin() as conn:
+            row = self._locked(conn, alert_id)
+            if at < row.opened_at - timedelta(days=1):
+                raise ValueError("the statement predates the alert by more than a day; check the time")
+            if row.published_at is not None and at < row.published_at:
+                raise ValueError("a later statement is already recorded")
+            next_update = at + self.config.statement_next_update
+            conference = self.config.press_conference.get(row.level)  # type: ignore[call-overload]
+            values: dict[str, Any] = {
+                "published_at": at, "published_by": actor, "statement_url": url, "next_update_at": next_update,
+                "deadline_at": None, "updated_at": now,
+            }
+            if conference is not None and row.press_conference_at is None:
+                values["press_conference_at"] = row.opened_at + conference
+            first = row.published_at is None
+            conn.execute(sa.update(alerts).where(alerts.c.id == alert_id).values(**values))
+            new = conn.execute(sa.select(alerts).where(alerts.c.id == alert_id)).one()
+            detail = {"url": url, "at": iso(at), "first": first, "next_update_at": iso(next_update),
+                      "press_conference_at": iso(new.press_conference_at) if new.press_conference_at else None}
+            insert_event(conn, alert_id, "published", now, actor, event_payload(new, **detail))
+            insert_audit(conn, now, actor, "alert.publish", f"alert:{alert_id}", detail)
+        return self._get_existing(alert_id)
 
     def add_note(self, alert_id: int, actor: str, text: str) -> dict[str, Any]:
         actor = _nonblank("actor", actor)

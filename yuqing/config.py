@@ -389,6 +389,8 @@ class AlertsConfig(_Strict):
     statement_effect_window: Duration = timedelta(hours=1)
     # outbox: a delivery claimed by a drainer that died is retried after this long
     delivery_lease: Duration = timedelta(minutes=5)
+    # a notification not delivered within this long is given up ("expired"): stale pages are noise
+    delivery_expiry: Duration = timedelta(hours=6)
 
     def for_watchlist(self, name: str) -> "AlertsConfig":
         """This configuration with the watchlist's overrides applied (validated at load)."""

@@ -52,20 +52,18 @@ def crawl_job(config_path: str, source: str) -> None:
 
 
 def detect_job(config_path: str) -> None:
-    """Detect, persist alert changes, then notify the channels (each in its own thread, with
-    retries; a failed channel never blocks the others)."""
-    from alerts.delivery import Notifier
-    from alerts.links import ack_key
-    from alerts.service import run_detection
+    """One alerts tick: detection (alert changes and their delivery rows in one transaction),
+    escalation up the on-call ladder, then whatever deliveries are due. Each step runs even if
+    an earlier one failed; nothing here sleeps (retry waits are stored in the outbox)."""
+    from alerts.service import tick
 
     settings, store, engine = _context(config_path)
     store.refresh()
-    changes = run_detection(settings, store, engine, datetime.now(timezone.utc))
-    for c in changes:
+    report = tick(settings, store, engine, datetime.now(timezone.utc))
+    for c in report.changes:
         log.warning("alert %s: #%s %s %s", c.kind, c.alert_id, c.level, c.title)
-    if changes and settings.channels:
-        for d in Notifier(settings, engine, ack_key=ack_key(settings)).deliver(changes):
-            log.info("delivery: %s", d)
+    for d in report.deliveries:
+        log.info("delivery: %s", d)
 
 
 def retention_job(config_path: str) -> None:

@@ -19,10 +19,13 @@ import sqlalchemy as sa
 from alerts.delivery import Notifier, render_email, render_message
 from alerts.links import InvalidLink, sign_ack, verify_ack
 from alerts.models import Alert
+from alerts.outbox import enqueue
 from alerts.service import AlertChange
+from alerts.store import dumps, insert_event
 from alerts.statement import FSI, PDI
 from yuqing.config import ApiConfig, ChannelConfig, Settings
-from yuqing.state.schema import audit_log
+from yuqing.state.schema import alerts as alerts_table
+from yuqing.state.schema import audit_log, deliveries
 
 NOW = datetime(2025, 3, 3, 1, 15, tzinfo=timezone.utc)
 KEY = b"k" * 32
@@ -190,6 +193,28 @@ def _dead_url() -> str:
     return f"json://127.0.0.1:{port}/hook"
 
 
+def persist(engine: sa.Engine, settings: Settings, kinds: list[tuple[str, str]], at: datetime = NOW) -> list[AlertChange]:
+    """Write one alert and an event per (kind, level), each with its outbox rows, the way the
+    detector does (alerts.outbox.enqueue in the event's transaction); returns the changes."""
+    a = _alert()
+    out = []
+    with engine.begin() as c:
+        aid = c.execute(
+            sa.insert(alerts_table).values(
+                key=a["key"], state="open", level=kinds[0][1], rule="volume", watchlist="water", title=a["title"],
+                figures=dumps(a["figures"]), evidence=dumps(a["evidence"]), opened_at=at, updated_at=at,
+                deadline_at=datetime.fromisoformat(a["deadline_at"]),
+            )
+        ).inserted_primary_key[0]
+        for kind, level in kinds:
+            c.execute(sa.update(alerts_table).where(alerts_table.c.id == aid).values(level=level))
+            eid = insert_event(c, aid, kind, at, "detector", {"level": level, "key": a["key"]})
+            enqueue(c, settings, alert_id=aid, event_id=eid, kind=kind, level=level, now=at)
+            out.append(AlertChange(kind=kind, alert_id=aid, event_id=eid, key=a["key"], rule="volume", watchlist="water",  # type: ignore[arg-type]
+                                   level=level, previous_level=None, at=at, title=a["title"], alert={**a, "id": aid, "level": level}))
+    return out
+
+
 def test_delivery_retries_logs_and_never_lets_one_channel_block_another(
     receivers: tuple[Webhook, Webhook, Smtp], state_engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -208,9 +233,11 @@ def test_delivery_retries_logs_and_never_lets_one_channel_block_another(
     )
     slept: list[float] = []
     notifier = Notifier(settings, state_engine, sleep=slept.append, clock=lambda: NOW, ack_key=KEY)
-    changes = [_change("opened", "yellow", 7, 1), _change("updated", "yellow", 7, 2), _change("escalated", "red", 7, 3)]
+    changes = persist(state_engine, settings, [("opened", "yellow"), ("updated", "yellow"), ("escalated", "red")])
+    aid = changes[0].alert_id
+    ev = {i + 1: c.event_id for i, c in enumerate(changes)}
     results = notifier.deliver(changes)
-    by = {(d.channel, d.event_id): d for d in results}
+    by = {(d.channel, {v: k for k, v in ev.items()}[d.event_id]): d for d in results}
     # `updated` pages nobody; `hook` (orange and up) only hears the escalation
     assert sorted(by) == sorted(
         [("flaky", 1), ("flaky", 3), ("dead", 1), ("dead", 3), ("hook", 3), ("email", 1), ("email", 3), ("unset", 1), ("unset", 3)]
@@ -226,9 +253,9 @@ def test_delivery_retries_logs_and_never_lets_one_channel_block_another(
     [msg] = healthy.received
     assert msg["title"].startswith("[RED] Alert escalated: water: 157 posts")
     assert "First authoritative statement due by" in msg["message"] and "المستوى: أحمر" in msg["message"]
-    assert "https://yuqing.example.org/?alert=7" in msg["message"]
+    assert f"https://yuqing.example.org/?alert={aid}" in msg["message"]
     token = msg["message"].split("ack?token=")[1].split()[0].rstrip(PDI)
-    assert verify_ack(KEY, token, NOW) == (7, "hook")
+    assert verify_ack(KEY, token, NOW) == (aid, "hook")
     assert [m["title"].split(":")[0] for m in flaky.received] == ["[黄色] 新预警", "[红色] 预警升级"]  # in order
     assert flaky.calls == 4  # 2 failures + 2 deliveries
 
@@ -247,13 +274,19 @@ def test_delivery_retries_logs_and_never_lets_one_channel_block_another(
     failed = {json.loads(r.detail)["channel"] for r in rows if r.action == "alert.delivery_failed"}
     assert failed == {"dead", "unset"}
     detail = json.loads(next(r.detail for r in rows if r.action == "alert.delivered" and json.loads(r.detail)["channel"] == "flaky"))
-    assert detail["attempts"] == 3 and detail["event_id"] == 1
+    assert detail["attempts"] == 3 and detail["event_id"] == ev[1]
+    # the outbox row of every (event, channel) ends sent or failed, never pending
+    with state_engine.connect() as c:
+        status = {(r.channel, r.alert_event_id): (r.status, r.attempts) for r in c.execute(sa.select(deliveries))}
+    assert status[("flaky", ev[1])] == ("sent", 3) and status[("dead", ev[3])] == ("failed", 3)
+    assert status[("unset", ev[1])][0] == "failed" and len(status) == 9
+    assert notifier.drain(NOW + timedelta(hours=1)) == []  # nothing is sent twice
 
 
 def test_nothing_to_send(state_engine: sa.Engine) -> None:
     settings = Settings(channels=[ChannelConfig(name="c", url="json://127.0.0.1:9/x", min_level="red")])
     notifier = Notifier(settings, state_engine, sleep=lambda s: None)
-    assert notifier.deliver([_change("opened", "yellow"), _change("updated", "red")]) == []
+    assert notifier.deliver(persist(state_engine, settings, [("opened", "yellow"), ("updated", "red")])) == []
 
 
 def test_channel_languages_are_validated() -> None:

@@ -64,6 +64,9 @@ def test_lifecycle_open_escalate_ack_resolve_reopen(settings: Settings, index_st
     assert sum(p["total"] for p in ev["series"][-15:]) == 40
     assert ev["sentiment"].get("negative") == 1
     assert ev["top_terms"] and ev["languages"][0][0] == "en"
+    # words of the watchlist's own names ("City Water") are in every post: not story terms
+    assert not {"city", "water"} & {t for t, _ in ev["top_terms"]}
+    assert "outage" in {t for t, _ in ev["top_terms"]}
     assert "water: 40 posts in 15 min" in alert["title"]
 
     # run again at the same minute, and a minute later: no duplicate, no event spam
