@@ -55,6 +55,19 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_crawler(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from yuqing.crawler import run_crawler
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    run_crawler(_config_path(args), stop, slots=args.slots)
+    return 0
+
+
 def cmd_scheduler(args: argparse.Namespace) -> int:
     import signal
     import threading
@@ -201,6 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(p)
     p.add_argument("--once", action="store_true", help="stop when the inbox is empty")
     p.set_defaults(func=cmd_worker)
+    p = sub.add_parser("crawler", help="the crawler role: run the crawls the scheduler requests")
+    _config_arg(p)
+    p.add_argument("--slots", type=int, default=2, help="crawls at a time (each its own process)")
+    p.set_defaults(func=cmd_crawler)
     p = sub.add_parser("scheduler", help="the scheduler role (one leader runs jobs)")
     _config_arg(p)
     p.set_defaults(func=cmd_scheduler)

@@ -1,9 +1,9 @@
-"""`yuqing run`: scheduler, crawls, worker and API on one machine, one command.
+"""`yuqing run`: scheduler, crawlers, worker and API on one machine, one command.
 
-The worker runs in its own process (supervised: restarted if it dies), each crawl in a fresh
-subprocess started by the scheduler, the scheduler and the API in this process. Scaled out, the
-same pieces run as separate roles (`yuqing worker`, `yuqing scheduler`, `yuqing api`; see
-deploy/), with the same code.
+The worker runs in its own process (supervised: restarted if it dies); the crawler loop runs
+here and starts each crawl in a fresh subprocess; the scheduler and the API run here too. Scaled
+out, the same pieces run as separate roles (`yuqing worker`, `yuqing crawler`, `yuqing
+scheduler`, `yuqing api`; see deploy/), with the same code.
 """
 
 from __future__ import annotations
@@ -98,7 +98,14 @@ def serve(settings: Settings, config_path: str, *, banner: str = "", ready: thre
     config = uvicorn.Config(app, host=settings.api.host, port=settings.api.port, log_level="warning")
     server = uvicorn.Server(config)
     url = settings.api.public_url or f"http://{settings.api.host}:{settings.api.port}"
+    from yuqing.crawler import run_crawler
+
+    crawl_stop = threading.Event()
+    crawler = threading.Thread(
+        target=run_crawler, args=(config_path, crawl_stop), kwargs={"slots": 2}, name="crawler", daemon=True
+    )
     worker.start()
+    crawler.start()
     scheduler.start()
     print(
         f"{banner}\n  console:   {url}/\n  API:       {url}/api/v1  (OpenAPI: {url}/docs)\n"
@@ -111,6 +118,8 @@ def serve(settings: Settings, config_path: str, *, banner: str = "", ready: thre
         server.run()
     finally:
         scheduler.stop()
+        crawl_stop.set()
+        crawler.join(timeout=10)
         worker.stop()
         store.close()
         engine.dispose()

@@ -1,9 +1,10 @@
-"""Scheduling: crawls per source interval, detection every `alerts.interval`, retention daily.
+"""Scheduling: crawl requests per source interval, detection every `alerts.interval`, retention
+daily.
 
 APScheduler 3 with its SQLAlchemy job store in the state database, so schedules survive
-restarts and missed runs are coalesced into one. Each crawl runs in a fresh subprocess (Twisted's
-reactor cannot restart in a process) with `max_instances=1`: one run per source at a time. Only
-the holder of the `scheduler` lease runs jobs (`yuqing.leader`).
+restarts and missed runs are coalesced into one. A crawl job only requests a crawl
+(`yuqing.state.crawls`); crawler processes run it (`yuqing.crawler`). Only the holder of the
+`scheduler` lease runs jobs (`yuqing.leader`).
 
 Job functions are module-level and take only the config path, as a persistent job store
 requires; each process keeps one store/engine per config path.
@@ -17,7 +18,6 @@ import socket
 import threading
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -42,13 +42,13 @@ def _context(config_path: str) -> tuple[Settings, Any, Any]:
 
 
 def crawl_job(config_path: str, source: str) -> None:
-    """One crawl of one source, in a subprocess; its report lands in the source's health row."""
-    from crawlers.run import crawl_in_subprocess
+    """Request a crawl; a crawler process runs it (`yuqing.crawler`). A request still pending
+    or running absorbs this one, so a slow source is never crawled twice at once."""
+    from yuqing.state.crawls import CrawlQueue
 
-    settings = load_settings(config_path)
-    timeout = max(60.0, settings.source(source).interval.total_seconds() * 4)
-    report = crawl_in_subprocess(Path(config_path), source, timeout=timeout)
-    log.info("crawl %s: %s", source, report)
+    _, _, engine = _context(config_path)
+    if not CrawlQueue(engine).request(source):
+        log.info("crawl %s: the previous run is still queued or running; not requested again", source)
 
 
 def detect_job(config_path: str) -> None:
@@ -70,12 +70,14 @@ def retention_job(config_path: str) -> None:
     """Delete posts past retention from the index and processed inbox rows."""
     from index.base import Query
     from yuqing.privacy import retention_cutoff
+    from yuqing.state.crawls import CrawlQueue
     from yuqing.state.inbox import Inbox
 
     settings, store, engine = _context(config_path)
     cutoff = retention_cutoff(settings)
     n = store.delete_by_query(Query(end=cutoff, size=0))
     m = Inbox(engine).purge_done(cutoff)
+    CrawlQueue(engine).purge(cutoff)
     log.info("retention: %d posts and %d inbox rows older than %s removed", n, m, cutoff.isoformat())
 
 

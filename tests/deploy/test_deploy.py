@@ -45,7 +45,7 @@ def _compose() -> dict:
 def test_compose_roles_are_real_commands() -> None:
     services = _compose()["services"]
     roles = {name: svc["command"][0] for name, svc in services.items() if "command" in svc}
-    assert {"api", "worker", "scheduler"} <= set(roles.values())
+    assert {"api", "worker", "crawler", "scheduler"} <= set(roles.values())
     assert set(roles.values()) <= _commands(), roles
     assert {"postgres", "elasticsearch"} <= set(services)
 

@@ -248,3 +248,29 @@ saved_searches = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.UniqueConstraint("owner", "name", name="uq_saved_searches_owner_name"),
 )
+
+# Crawl requests: the scheduler asks, crawler processes claim (SKIP LOCKED) and run them. At
+# most one pending-or-running request per source: a run still going when the next is due is
+# coalesced into it, and one source is never crawled twice at once.
+crawl_queue = sa.Table(
+    "crawl_queue",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("source", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="pending"),  # pending|running|done|failed
+    sa.Column("requested_at", UTCDateTime(), nullable=False),
+    sa.Column("started_at", UTCDateTime()),
+    sa.Column("finished_at", UTCDateTime()),
+    sa.Column("claimed_by", sa.String(200)),
+    sa.Column("lease_until", UTCDateTime()),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("report", sa.Text),  # the crawl's report, JSON
+    sa.Index(
+        "uq_crawl_queue_active_source",
+        "source",
+        unique=True,
+        sqlite_where=sa.text("status IN ('pending', 'running')"),
+        postgresql_where=sa.text("status IN ('pending', 'running')"),
+    ),
+    sa.Index("ix_crawl_queue_status", "status", "id"),
+)
