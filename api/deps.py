@@ -30,7 +30,19 @@ LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
 
 
 def get_settings(request: Request) -> Settings:
-    return request.app.state.settings  # type: ignore[no-any-return]
+    """The settings in force: re-read when the configuration file changed (api.settings_file)."""
+    settings = request.app.state.config.current()
+    if settings is not request.app.state.settings:
+        apply_settings(request.app, settings)
+    return settings  # type: ignore[no-any-return]
+
+
+def apply_settings(app: Any, settings: Settings) -> None:
+    """Put new settings in force for everything the app holds."""
+    app.state.settings = settings
+    alerts = app.state.alerts
+    if hasattr(alerts, "config"):  # statement_next_update, press_conference: as configured now
+        alerts.config = settings.alerts
 
 
 def get_store(request: Request) -> Store:

@@ -8,6 +8,7 @@ factory serves `yuqing run`, `yuqing demo`, the tests and the benchmark without 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,9 @@ from alerts.store import AlertStore
 from api import errors
 from api.metrics import build_registry
 from api.middleware import SecurityHeaders
-from api.routes import alerts, console, health, meta, posts, stats
+from api.routes import alerts, config, console, health, meta, posts, searches, stats
 from api.security import API as API_PREFIX
+from api.settings_file import ConfigFile
 from index.base import Store
 from yuqing.config import Settings
 
@@ -33,8 +35,9 @@ DESCRIPTION = """\
 Search, statistics and the alert feed of Yuqing (舆情), a public-opinion monitoring service.
 
 Every endpoint except `/health/*` needs `Authorization: Bearer <token>`. Roles, from least to
-most: `viewer` (read), `analyst` (+ export), `duty_officer` (+ acknowledge / resolve / notes),
-`admin` (+ audit log, configuration). Errors are `application/problem+json` (RFC 9457).
+most: `viewer` (read), `analyst` (+ export, corrections, saved searches, reading configuration and
+drafts), `duty_officer` (+ acknowledge / resolve / notes / claims / draft statements),
+`admin` (+ audit log, writing configuration, tokens). Errors are `application/problem+json` (RFC 9457).
 """
 
 
@@ -44,6 +47,8 @@ def create_app(
     store: Store,
     engine: sa.Engine,
     alert_store: AlertStore | None = None,
+    config_path: str | os.PathLike[str] | None = None,
+    config_check_seconds: float = 1.0,
     sse_poll_seconds: float = 1.0,
     sse_ping_seconds: float = 15.0,
 ) -> FastAPI:
@@ -51,10 +56,13 @@ def create_app(
 
     `store`: the index (`index.open_store(settings)`); `engine`: the migrated state database
     (`yuqing.state.db.connect` + `migrate`). `alert_store` defaults to `alerts.store.AlertStore(engine)`;
-    the SSE knobs exist so tests need not wait a second per poll.
+    the SSE knobs exist so tests need not wait a second per poll. `config_path`: the YAML file
+    `settings` came from; with it the configuration endpoints can write, and a change to the file
+    (by the API, another replica or an editor) is applied within `config_check_seconds`.
+    Without it the configuration is read-only over HTTP.
     """
     if alert_store is None:
-        alert_store = AlertStore(engine)
+        alert_store = AlertStore(engine, config=settings.alerts)
 
     app = FastAPI(
         title="Yuqing API",
@@ -65,6 +73,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.config = ConfigFile(settings, config_path, check_every=config_check_seconds)
     app.state.store = store
     app.state.engine = engine
     app.state.alerts = alert_store
@@ -78,8 +87,9 @@ def create_app(
 
     # routers carry their full path (/api/v1/...) so every route knows the path its access
     # rule is keyed by, whatever the FastAPI version does with include prefixes
-    for module in (health, meta, posts, stats, alerts, console):
+    for module in (health, meta, posts, stats, alerts, config, searches, console):
         app.include_router(module.router)
+    app.include_router(posts.corrections_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     if settings.api.cors_origins:
@@ -87,9 +97,9 @@ def create_app(
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.api.cors_origins,
-            allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
-            expose_headers=["Content-Disposition"],
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "If-Match"],
+            expose_headers=["Content-Disposition", "ETag"],
             max_age=600,
         )
     app.add_middleware(SecurityHeaders, latency=latency, api_prefix=API_PREFIX)

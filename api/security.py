@@ -54,6 +54,8 @@ class _Public:
 PUBLIC: Final = _Public()
 
 API = "/api/v1"
+# the configuration sections served under /config/<section> (api.settings_file.SECTIONS)
+CONFIG_SECTIONS: Final = ("watchlists", "sources", "topics", "alerts", "channels", "oncall")
 
 # (method, path template) -> the least role allowed, or PUBLIC.
 # Every route of the app must appear here (tests/api/test_auth.py checks it).
@@ -83,6 +85,30 @@ ACCESS: dict[tuple[str, str], Role | _Public] = {
     ("POST", f"{API}/alerts/{{alert_id}}/acknowledge"): Role.duty_officer,
     ("POST", f"{API}/alerts/{{alert_id}}/resolve"): Role.duty_officer,
     ("POST", f"{API}/alerts/{{alert_id}}/notes"): Role.duty_officer,
+    # signed one-click links from notifications: the link's own signature is the credential
+    # (alerts.links); GET shows what it will do, POST does it (link previews only GET)
+    ("GET", f"{API}/alerts/ack"): PUBLIC,
+    ("POST", f"{API}/alerts/ack"): PUBLIC,
+    ("GET", f"{API}/alerts/{{alert_id}}/drafts"): Role.analyst,
+    ("PUT", f"{API}/alerts/{{alert_id}}/draft"): Role.duty_officer,
+    ("POST", f"{API}/alerts/{{alert_id}}/claims"): Role.duty_officer,
+    ("POST", f"{API}/alerts/{{alert_id}}/published"): Role.duty_officer,
+    # corrections of post labels (training data)
+    ("POST", f"{API}/posts/{{post_id}}/corrections"): Role.analyst,
+    ("GET", f"{API}/corrections"): Role.analyst,
+    # configuration: read for analysts (secrets redacted), write for admins
+    ("GET", f"{API}/config"): Role.analyst,
+    **{("GET", f"{API}/config/{s}"): Role.analyst for s in CONFIG_SECTIONS},
+    **{("PUT", f"{API}/config/{s}"): Role.admin for s in CONFIG_SECTIONS},
+    # saved searches: an analyst's own (and those others share)
+    ("GET", f"{API}/searches"): Role.analyst,
+    ("POST", f"{API}/searches"): Role.analyst,
+    ("PUT", f"{API}/searches/{{search_id}}"): Role.analyst,
+    ("DELETE", f"{API}/searches/{{search_id}}"): Role.analyst,
+    # tokens
+    ("GET", f"{API}/tokens"): Role.admin,
+    ("POST", f"{API}/tokens"): Role.admin,
+    ("DELETE", f"{API}/tokens/{{token_id}}"): Role.admin,
     # sources
     ("GET", f"{API}/sources/health"): Role.viewer,
     # metrics: Prometheus scrapes with a bearer token (`authorization:` in scrape_config)
@@ -113,12 +139,17 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create_token(engine: sa.Engine, name: str, role: str | Role = Role.viewer) -> str:
+def create_token(engine: sa.Engine, name: str, role: str | Role = Role.viewer, *, actor: str = "system") -> str:
     """Create a token for `name` with `role`; return the plaintext (the only time it exists).
 
     Raises ValueError for an unknown role or a blank name, so a typo on the command line
     never creates a token nobody can reason about.
     """
+    return issue_token(engine, name, role, actor=actor)[1]
+
+
+def issue_token(engine: sa.Engine, name: str, role: str | Role = Role.viewer, *, actor: str = "system") -> tuple[int, str]:
+    """`create_token`, returning (token id, plaintext); `actor` is recorded in the audit log."""
     if not name or not name.strip():
         raise ValueError("a token needs a name (who or what uses it)")
     try:
@@ -127,14 +158,31 @@ def create_token(engine: sa.Engine, name: str, role: str | Role = Role.viewer) -
         raise ValueError(f"unknown role {role!r}; expected one of {', '.join(r.name for r in Role)}") from None
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     now = datetime.now(timezone.utc)
+    if len(name.strip()) > 200:
+        raise ValueError("a token name holds at most 200 characters")
     with engine.begin() as c:
-        c.execute(tokens.insert().values(name=name.strip(), token_hash=hash_token(token), role=r.name, created_at=now))
+        res = c.execute(tokens.insert().values(name=name.strip(), token_hash=hash_token(token), role=r.name, created_at=now))
         c.execute(
             audit_log.insert().values(
-                at=now, actor="system", action="token.create", target=name.strip(), detail=f"role={r.name}"
+                at=now, actor=actor, action="token.create", target=name.strip(), detail=f"role={r.name}"
             )
         )
-    return token
+    return int(res.inserted_primary_key[0]), token
+
+
+def revoke_token_id(engine: sa.Engine, token_id: int, actor: str) -> bool | None:
+    """Revoke one token by id. True: revoked now; False: it was already revoked; None: no such token."""
+    now = datetime.now(timezone.utc)
+    with engine.begin() as c:
+        row = c.execute(sa.select(tokens.c.name, tokens.c.revoked_at).where(tokens.c.id == token_id)).first()
+        if row is None:
+            return None
+        if row.revoked_at is not None:
+            return False
+        c.execute(tokens.update().where(tokens.c.id == token_id, tokens.c.revoked_at.is_(None)).values(revoked_at=now))
+        c.execute(audit_log.insert().values(at=now, actor=actor, action="token.revoke", target=row.name,
+                                            detail=f"id={token_id}"))
+    return True
 
 
 def revoke_token(engine: sa.Engine, name: str) -> int:

@@ -49,6 +49,8 @@ MIX: list[tuple[int, str, dict[str, object]]] = [
     (10, "/api/v1/stats/terms", {"field": "source", "start": (T_END - timedelta(days=1)).isoformat()}),
     (5, "/api/v1/stats/terms", {"field": "sentiment", "q": "leak"}),
     (10, "/api/v1/alerts", {"limit": 50}),
+    # one post with its context and corrections (index + state database)
+    (5, "/api/v1/posts/b00000042", {}),
 ]
 
 
@@ -138,6 +140,7 @@ def run_level(url: str, token: str, clients: int, duration: float) -> dict[str, 
     weights = [w for w, _, _ in MIX]
     lat: list[float] = []
     errors = 0
+    kinds: dict[str, int] = {}  # what failed: status codes and exception names
     lock = threading.Lock()
     stop = time.monotonic() + duration
 
@@ -149,13 +152,16 @@ def run_level(url: str, token: str, clients: int, duration: float) -> dict[str, 
                 _, path, params = rnd.choices(MIX, weights)[0]
                 t0 = time.perf_counter()
                 try:
-                    ok = c.get(path, params=params).status_code == 200
-                except httpx.HTTPError:
-                    ok = False
+                    status = c.get(path, params=params).status_code
+                    kind = str(status)
+                except httpx.HTTPError as e:
+                    status, kind = 0, type(e).__name__
                 dt = time.perf_counter() - t0
                 with lock:
                     lat.append(dt)
-                    errors += not ok
+                    if status != 200:
+                        errors += 1
+                        kinds[kind] = kinds.get(kind, 0) + 1
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
     t0 = time.perf_counter()
@@ -171,6 +177,7 @@ def run_level(url: str, token: str, clients: int, duration: float) -> dict[str, 
         "p95": lat[int(0.95 * (len(lat) - 1))] if lat else float("nan"),
         "rps": len(lat) / wall,
         "errors": errors,
+        "kinds": kinds,  # type: ignore[dict-item]
     }
 
 
@@ -216,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
                 rc |= 0 if r["errors"] == 0 else 1
             print(f"{c:>8} {r['requests']:>9,.0f} {r['p50'] * 1000:>8.1f} {r['p95'] * 1000:>8.1f} "
                   f"{r['rps']:>8.1f} {r['errors']:>7.0f}  {verdict}", flush=True)
+            if r["errors"]:
+                print(f"         errors by kind: {r['kinds']}", flush=True)
     finally:
         server.terminate()
         try:

@@ -96,11 +96,12 @@ def cmd_api(args: argparse.Namespace) -> int:
     from index import open_store
     from yuqing.state.db import connect, migrate
 
-    settings = load_settings(_config_path(args))
+    path = _config_path(args)
+    settings = load_settings(path)
     engine = connect(settings.state_url)
     migrate(engine)
     store = open_store(settings)
-    app = create_app(settings, store=store, engine=engine)
+    app = create_app(settings, store=store, engine=engine, config_path=path)
     uvicorn.run(app, host=settings.api.host, port=settings.api.port)
     return 0
 
@@ -188,13 +189,20 @@ def cmd_models(args: argparse.Namespace, rest: list[str]) -> int:
     return main(rest)
 
 
+def cmd_export_labels(args: argparse.Namespace, rest: list[str]) -> int:
+    from api.corrections import export_labels_main
+
+    return export_labels_main(rest)
+
+
 def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
     from nlp.train import main
 
     return main(rest)
 
 
-PASSTHROUGH = {"crawl": cmd_crawl, "classify": cmd_classify, "alerts": cmd_alerts, "models": cmd_models, "train": cmd_train}
+PASSTHROUGH = {"crawl": cmd_crawl, "classify": cmd_classify, "alerts": cmd_alerts, "models": cmd_models, "train": cmd_train,
+               "export-labels": cmd_export_labels}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -246,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("alerts", "list alerts; `yuqing alerts backtest --series FILE.csv`"),
         ("models", "`yuqing models export-onnx DIR`"),
         ("train", "`yuqing train --config train.yaml`"),
+        ("export-labels", "analysts' corrections as training JSONL: yuqing export-labels [--task ...] [--out FILE]"),
     ):
         sub.add_parser(name, help=helptext, add_help=False)
     return parser

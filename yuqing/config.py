@@ -39,7 +39,8 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 60480
 
 
 def parse_duration(v: Any) -> timedelta:
-    """'90s', '5m', '1.5h', '2d', '1w' or a number of seconds."""
+    """'90s', '5m', '1.5h', '2d', '1w', a number of seconds, or ISO 8601 ('PT15M', which is how
+    the API's OpenAPI schema describes durations)."""
     if isinstance(v, timedelta):
         return v
     if isinstance(v, (int, float)) and not isinstance(v, bool):
@@ -48,6 +49,13 @@ def parse_duration(v: Any) -> timedelta:
         m = _DURATION.match(v)
         if m:
             return timedelta(seconds=float(m.group(1)) * _UNIT_SECONDS[m.group(2)])
+        if v.strip().upper().startswith("P"):
+            from pydantic import TypeAdapter
+
+            try:
+                return TypeAdapter(timedelta).validate_python(v.strip())
+            except ValidationError:
+                pass
     raise ValueError(f"expected a duration like '30s', '5m', '1h', '2d' or a number of seconds, got {v!r}")
 
 

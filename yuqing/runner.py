@@ -94,7 +94,7 @@ def serve(settings: Settings, config_path: str, *, banner: str = "", ready: thre
     token = console_token(settings, engine)
     worker = WorkerSupervisor(config_path, settings.data_path / "logs" / "worker.log")
     scheduler = LeaderScheduler(settings, config_path, engine)
-    app = create_app(settings, store=store, engine=engine)
+    app = create_app(settings, store=store, engine=engine, config_path=config_path)
     config = uvicorn.Config(app, host=settings.api.host, port=settings.api.port, log_level="warning")
     server = uvicorn.Server(config)
     url = settings.api.public_url or f"http://{settings.api.host}:{settings.api.port}"

@@ -16,6 +16,7 @@ import logging
 import os
 import socket
 import threading
+import uuid
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
@@ -24,21 +25,52 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from yuqing.config import Settings, load_settings
+from yuqing.config import ConfigError, Settings, load_settings
 from yuqing.leader import Lease
 
 log = logging.getLogger("yuqing.scheduler")
 
 
-@lru_cache(maxsize=8)
-def _context(config_path: str) -> tuple[Settings, Any, Any]:
-    from index import open_store
-    from yuqing.state.db import connect
+class _Context:
+    """Per config file: the store and engine (opened once), and the settings, re-read whenever
+    the file changes, so edits through the API take effect without a restart."""
 
-    settings = load_settings(config_path)
-    store = open_store(settings)
-    store.ensure_schema()
-    return settings, store, connect(settings.state_url)
+    def __init__(self, config_path: str) -> None:
+        from index import open_store
+        from yuqing.state.db import connect
+
+        self.path = config_path
+        self.mtime = _mtime(config_path)
+        self.settings = load_settings(config_path)
+        self.store = open_store(self.settings)
+        self.store.ensure_schema()
+        self.engine = connect(self.settings.state_url)
+
+    def current(self) -> tuple[Settings, Any, Any]:
+        m = _mtime(self.path)
+        if m != self.mtime:
+            try:
+                self.settings = load_settings(self.path)
+                self.mtime = m
+            except ConfigError as e:  # keep the last good settings; the API shows the error
+                log.error("configuration changed but is invalid, keeping the previous one: %s", e)
+        return self.settings, self.store, self.engine
+
+
+def _mtime(path: str) -> float | None:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return None
+
+
+@lru_cache(maxsize=8)
+def _ctx(config_path: str) -> _Context:
+    return _Context(config_path)
+
+
+def _context(config_path: str) -> tuple[Settings, Any, Any]:
+    return _ctx(config_path).current()
 
 
 def crawl_job(config_path: str, source: str) -> None:
@@ -93,6 +125,7 @@ def build_scheduler(settings: Settings, config_path: str, engine: Any) -> Backgr
 
 
 def sync_jobs(scheduler: BackgroundScheduler, settings: Settings, config_path: str) -> list[str]:
+    """Make the scheduler's jobs exactly those the configuration asks for; returns their ids."""
     wanted: dict[str, dict[str, Any]] = {}
     now = datetime.now(timezone.utc)
     for s in settings.sources:
@@ -121,14 +154,31 @@ class LeaderScheduler:
 
     def __init__(self, settings: Settings, config_path: str, engine: Any, ttl: timedelta = timedelta(seconds=30)):
         self.settings, self.config_path, self.engine = settings, config_path, engine
-        self.lease = Lease(engine, "scheduler", f"{socket.gethostname()}:{os.getpid()}", ttl)
+        holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"  # unique per instance
+        self.lease = Lease(engine, "scheduler", holder, ttl)
         self.ttl = ttl
         self.scheduler: BackgroundScheduler | None = None
         self._stop = threading.Event()
+        self._mtime: float | None = None
         self._thread = threading.Thread(target=self._loop, name="leader", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
+
+    def _resync_if_changed(self) -> None:
+        """Sources added or intervals changed in the file (by hand or through the API) are
+        scheduled at once; an invalid file is logged and the running schedule kept."""
+        m = _mtime(self.config_path)
+        if m == self._mtime or self.scheduler is None:
+            return
+        self._mtime = m
+        try:
+            self.settings = load_settings(self.config_path)
+        except ConfigError as e:
+            log.error("configuration changed but is invalid, keeping the schedule: %s", e)
+            return
+        jobs = sync_jobs(self.scheduler, self.settings, self.config_path)
+        log.info("configuration changed: %d jobs scheduled", len(jobs))
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -143,11 +193,14 @@ class LeaderScheduler:
                 self.scheduler.start(paused=True)
                 sync_jobs(self.scheduler, self.settings, self.config_path)
                 self.scheduler.resume()
+                self._mtime = _mtime(self.config_path)
             elif not leader and self.scheduler is not None:
                 log.warning("lost the scheduler lease; pausing jobs")
                 self.scheduler.shutdown(wait=False)
                 self.scheduler = None
-            self._stop.wait(self.ttl.total_seconds() / 3)
+            if leader:
+                self._resync_if_changed()
+            self._stop.wait(min(self.ttl.total_seconds() / 3, 5.0))
 
     def stop(self) -> None:
         self._stop.set()

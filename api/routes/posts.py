@@ -13,13 +13,23 @@ from datetime import datetime, timezone
 from typing import Annotated, Literal
 
 import anyio.to_thread
-from fastapi import APIRouter, HTTPException, Path, Request
+import sqlalchemy as sa
+from fastapi import APIRouter, Body, HTTPException, Path, Request
 from fastapi import Query as Q
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from api.deps import FiltersDep, PrincipalDep, SearchDep, StoreDep, build_query
-from api.errors import STORE_PROBLEMS, problems
+from api import corrections as corr
+from api.deps import (
+    EngineDep,
+    FiltersDep,
+    PrincipalDep,
+    SearchDep,
+    SettingsDep,
+    StoreDep,
+    build_query,
+)
+from api.errors import PROBLEM_RESPONSES, STORE_PROBLEMS, param_problem, problems
 from api.security import API, GuardedRoute, audit
 from index.base import Query, SearchPage, Store
 from yuqing.records import Post
@@ -50,17 +60,34 @@ class PostContext(BaseModel):
     reply_to: Post | None = None
     repost_of: Post | None = None
     cluster_size: int = Field(description="how many identical copies were folded into this story")
+    corrected: CorrectedLabels = Field(
+        default_factory=lambda: CorrectedLabels(),
+        description="labels analysts set, in force over the model's `post.classification` (null: not corrected)",
+    )
+    corrections: list[corr.Correction] = Field(default_factory=list, description="every correction, newest first")
 
 
-def _context(store: Store, post_id: str) -> PostContext | None:
+class CorrectedLabels(BaseModel):
+    sentiment: Literal["negative", "neutral", "positive"] | None = None
+    topics: list[str] | None = None
+    rumor: bool | None = None
+
+
+PostContext.model_rebuild()
+
+
+def _context(store: Store, engine: sa.Engine, post_id: str) -> PostContext | None:
     post = store.get(post_id)
     if post is None:
         return None
+    history = corr.for_post(engine, post_id)
     return PostContext(
         post=post,
         reply_to=store.get(post.reply_to) if post.reply_to else None,
         repost_of=store.get(post.repost_of) if post.repost_of else None,
         cluster_size=post.cluster_size,
+        corrected=CorrectedLabels(**corr.in_force(history)),
+        corrections=history,
     )
 
 
@@ -183,8 +210,69 @@ async def export_posts(
 
 @router.get("/{post_id}", response_model=PostContext, summary="One post with what it replies to or reposts",
             responses=problems(404, _404="no such post"))
-async def get_post(post_id: Annotated[str, POST_ID], store: StoreDep) -> PostContext:
-    ctx = await anyio.to_thread.run_sync(_context, store, post_id)
+async def get_post(post_id: Annotated[str, POST_ID], store: StoreDep, engine: EngineDep) -> PostContext:
+    ctx = await anyio.to_thread.run_sync(_context, store, engine, post_id)
     if ctx is None:
         raise HTTPException(404, f"no post with id {post_id}")
     return ctx
+
+
+# -- corrections -------------------------------------------------------------------------------
+
+
+class CorrectionBody(BaseModel):
+    """Give one or more of sentiment, topics, rumor. Each becomes a correction of its own."""
+
+    sentiment: Literal["negative", "neutral", "positive"] | None = None
+    topics: list[Annotated[str, Field(min_length=1, max_length=100)]] | None = Field(
+        default=None, max_length=20, description="the complete set of topics the post belongs to ([] for none)")
+    rumor: bool | None = Field(default=None, description="true: the post spreads a rumour; false: it does not")
+    note: str | None = Field(default=None, max_length=2000, description="why (kept with the correction)")
+
+
+@router.post(
+    "/{post_id}/corrections",
+    response_model=list[corr.Correction],
+    status_code=201,
+    summary="Correct a post's sentiment, topics or rumour label",
+    description="Stored with who and when, shown on GET /posts/{post_id}, exported for training by "
+    "`yuqing export-labels`. Topics must be names from the configured taxonomy when one is configured.",
+    responses=problems(404, _404="no such post"),
+)
+async def correct_post(
+    post_id: Annotated[str, POST_ID], body: Annotated[CorrectionBody, Body()], store: StoreDep, engine: EngineDep,
+    settings: SettingsDep, principal: PrincipalDep,
+) -> list[corr.Correction]:
+    changes = {k: v for k, v in body.model_dump(exclude={"note"}).items() if v is not None}
+    if not changes:
+        raise param_problem("body", "body", "give at least one of sentiment, topics, rumor")
+    if "topics" in changes:
+        changes["topics"] = sorted({t.strip() for t in changes["topics"] if t.strip()})
+        known = {t.name for t in settings.topics}
+        unknown = [t for t in changes["topics"] if known and t not in known]
+        if unknown:
+            raise param_problem("topics", "body", f"not topics of the configured taxonomy: {', '.join(unknown)} "
+                                f"(known: {', '.join(sorted(known))})")
+    post = await anyio.to_thread.run_sync(store.get, post_id)
+    if post is None:
+        raise HTTPException(404, f"no post with id {post_id}")
+    note = body.note.strip() if body.note and body.note.strip() else None
+    return await anyio.to_thread.run_sync(lambda: corr.add(engine, post, principal.name, changes, note))
+
+
+corrections_router = APIRouter(prefix=f"{API}/corrections", tags=["posts"], route_class=GuardedRoute,
+                               responses=PROBLEM_RESPONSES)
+
+
+@corrections_router.get(
+    "",
+    response_model=list[corr.Correction],
+    summary="All corrections in the order they were made (for review); page with after_id",
+)
+async def list_corrections(
+    engine: EngineDep,
+    after_id: Annotated[int, Q(ge=0, le=2**62, description="corrections with a larger id")] = 0,
+    field: Annotated[Literal["sentiment", "topics", "rumor"] | None, Q()] = None,
+    limit: Annotated[int, Q(ge=1, le=500)] = 100,
+) -> list[corr.Correction]:
+    return await anyio.to_thread.run_sync(lambda: corr.listing(engine, after_id=after_id, limit=limit, field=field))

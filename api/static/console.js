@@ -176,6 +176,9 @@
     $("#logout").hidden = false;
     showTab("alerts");
     startStream();
+    // a link from a notification: /?alert=<id> opens that alert
+    const wanted = Number(new URLSearchParams(window.location.search).get("alert"));
+    if (Number.isInteger(wanted) && wanted > 0) selectAlert(wanted);
   }
 
   function logout(message) {
@@ -186,6 +189,8 @@
     state.me = null;
     state.alerts.clear();
     state.selected = null;
+    state.drafts = null;
+    state.renderedAlert = null;
     state.lastEventId = null;
     $("#feed").replaceChildren();
     $("#alert-detail").replaceChildren(el("p", { class: "muted", text: "选择一条预警 Select an alert." }));
@@ -325,7 +330,13 @@
 
   // ---- alert view --------------------------------------------------------------------------
   async function selectAlert(id, quiet) {
+    if (state.selected !== id) state.drafts = null;
     state.selected = id;
+    if (!quiet) {
+      const u = new URL(window.location.href);
+      u.searchParams.set("alert", String(id));
+      history.replaceState(null, "", u.pathname + u.search);
+    }
     document.querySelectorAll(".alert-item").forEach((n) => n.classList.toggle("selected", Number(n.dataset.alertId) === id));
     const box = $("#alert-detail");
     if (!quiet) box.replaceChildren(el("p", { class: "muted", text: "…" }));
@@ -352,10 +363,15 @@
     }
     if (a.state !== "resolved" && may("POST", "/alerts/{alert_id}/resolve")) {
       const reason = el("input", { type: "text", id: "resolve-reason", placeholder: "处置说明 reason for resolving", dir: "auto", maxlength: "2000" });
-      actions.append(reason, el("button", { type: "button", class: "danger", "data-action": "resolve", onclick: () => {
-        if (!reason.value.trim()) { reason.focus(); return; }
-        act(a.id, "resolve", { reason: reason.value.trim() });
-      } }, "处置完毕 Resolve"));
+      const fp = el("input", { type: "checkbox", id: "resolve-fp" });
+      const snooze = el("select", { id: "resolve-snooze", "aria-label": "snooze" },
+        el("option", { value: "" }, "不静默 no snooze"), el("option", { value: "6h" }, "静默 6h"),
+        el("option", { value: "1d" }, "静默 1d"), el("option", { value: "7d" }, "静默 7d"));
+      actions.append(reason, el("label", { class: "inline" }, fp, "误报 false positive"), snooze,
+        el("button", { type: "button", class: "danger", "data-action": "resolve", onclick: () => {
+          if (!reason.value.trim()) { reason.focus(); return; }
+          act(a.id, "resolve", { reason: reason.value.trim(), false_positive: fp.checked, snooze: snooze.value || null });
+        } }, "处置完毕 Resolve"));
     }
     const children = [
       el("div", { class: "row" }, levelBadge(a.level), " ", el("span", { class: "badge state", text: STATE_NAME[a.state] || a.state }), " ", countdown(a)),
@@ -367,8 +383,13 @@
         fact("ratio 倍数", num(f.ratio, 1) + "×"),
         fact("negative 负面占比", f.negative_share === null || f.negative_share === undefined ? "—" : Math.round(f.negative_share * 100) + "%"),
         fact("opened 首次", fmtTime(a.opened_at)),
-        fact("acknowledged 确认", a.acknowledged_by ? a.acknowledged_by + " " + fmtTime(a.acknowledged_at) : "—")
+        fact("acknowledged 确认", a.acknowledged_by ? a.acknowledged_by + " " + fmtTime(a.acknowledged_at) : "—"),
+        fact("published 已发声", a.published_at ? (a.published_by || "") + " " + fmtTime(a.published_at) : "—"),
+        fact("next update 下次通报", a.next_update_at ? fmtTime(a.next_update_at) : "—")
       ),
+      a.statement_url && safeUrl(a.statement_url)
+        ? el("p", {}, el("a", { href: safeUrl(a.statement_url), rel: "noopener noreferrer nofollow", target: "_blank", id: "statement-link", text: safeUrl(a.statement_url) }))
+        : null,
       actions,
       el("p", { id: "action-error", class: "error", role: "alert" }),
     ];
@@ -381,7 +402,30 @@
       children.push(el("h3", { text: "代表性帖文 Representative posts" }), el("ol", { class: "posts" }, ...ev.posts.map(evidencePost)));
     }
     if (ev.rumor_candidates && ev.rumor_candidates.length) {
-      children.push(el("h3", { text: "疑似谣言 Rumour candidates" }), el("ol", { class: "posts" }, ...ev.rumor_candidates.map(evidencePost)));
+      const verdicts = claimVerdicts(a.events);
+      const canJudge = may("POST", "/alerts/{alert_id}/claims");
+      children.push(el("h3", { text: "疑似谣言 Rumour candidates (unverified until an officer decides)" }), el("ol", { class: "posts" },
+        ...ev.rumor_candidates.map((p) => {
+          const li = evidencePost(p);
+          li.dataset.postId = p.id;
+          const v = verdicts[p.id] || "unverified";
+          const row = el("div", { class: "actions claim" }, el("span", { class: "badge state verdict", text: VERDICT_NAME[v] }));
+          if (canJudge) {
+            for (const k of ["false", "true", "unverified"]) {
+              if (k !== v) row.append(el("button", { type: "button", "data-verdict": k, onclick: () => act(a.id, "claims", { post_id: p.id, verdict: k }) }, VERDICT_NAME[k]));
+            }
+          }
+          li.append(row);
+          return li;
+        })));
+    }
+    if (may("GET", "/alerts/{alert_id}/drafts")) children.push(draftsPanel(a));
+    if (may("POST", "/alerts/{alert_id}/published")) {
+      const url = el("input", { type: "url", id: "published-url", placeholder: "声明链接 link to the published statement (https://…)", maxlength: "2000" });
+      children.push(el("div", { class: "actions" }, url, el("button", { type: "button", id: "published-btn", onclick: () => {
+        if (!safeUrl(url.value.trim())) { url.focus(); return; }
+        act(a.id, "published", { url: url.value.trim() });
+      } }, "已发布声明 Statement published")));
     }
     if (may("POST", "/alerts/{alert_id}/notes")) {
       const note = el("input", { type: "text", id: "note-text", placeholder: "备注 add a note", dir: "auto", maxlength: "5000" });
@@ -392,17 +436,110 @@
     if (a.events && a.events.length) {
       children.push(el("h3", { text: "处置记录 History" }), el("ol", { class: "events" }, ...a.events.map((e) => el("li", {},
         el("span", { class: "muted", text: fmtTime(e.at) + " · " + e.kind + (e.actor ? " · " + e.actor : "") }),
-        e.payload && (e.payload.text || e.payload.reason) ? el("div", { dir: "auto", text: e.payload.text || e.payload.reason }) : null
+        e.payload && (e.payload.text || e.payload.reason) ? el("div", { dir: "auto", text: e.payload.text || e.payload.reason }) : null,
+        e.kind === "claim" && e.payload ? el("div", { text: e.payload.post_id + " → " + (VERDICT_NAME[e.payload.verdict] || e.payload.verdict) }) : null,
+        e.kind === "published" && e.payload && e.payload.url ? el("div", { dir: "auto", text: e.payload.url }) : null,
+        e.kind === "resolved" && e.payload && e.payload.false_positive ? el("div", { text: "误报 false positive" + (e.payload.snooze_until ? " · snoozed until " + fmtTime(e.payload.snooze_until) : "") }) : null
       ))));
     }
+    // the stream re-renders this view on every event of the alert: what the officer is typing
+    // (reason, note, link) and where the cursor is survive it
+    const kept = {};
+    let focused = null;
+    if (state.renderedAlert === a.id) {
+      box.querySelectorAll("input[id], select[id]").forEach((n) => { kept[n.id] = n.type === "checkbox" ? n.checked : n.value; });
+      if (document.activeElement && box.contains(document.activeElement)) focused = document.activeElement.id || null;
+    }
     box.replaceChildren(...children);
+    state.renderedAlert = a.id;
+    for (const [id, v] of Object.entries(kept)) {
+      const n = document.getElementById(id);
+      if (!n) continue;
+      if (n.type === "checkbox") n.checked = v; else n.value = v;
+    }
+    if (focused && document.getElementById(focused)) document.getElementById(focused).focus();
+  }
+
+  const VERDICT_NAME = { false: "不实 false", true: "属实 true", unverified: "未核实 unverified" };
+
+  function claimVerdicts(events) {
+    const out = {};
+    for (const e of events || []) if (e.kind === "claim" && e.payload) out[e.payload.post_id] = e.payload.verdict;
+    return out;
+  }
+
+  /* The draft statements. The panel is built once per alert and kept across re-renders (the
+   * stream re-renders the alert view on every event): an officer's unsaved text is never lost. */
+  function draftsPanel(a) {
+    if (state.drafts && state.drafts.alertId === a.id) return state.drafts.node;
+    const node = el("section", { id: "drafts", class: "drafts" }, el("h3", { text: "声明草稿 Draft holding statement" }), el("p", { class: "muted", text: "…" }));
+    state.drafts = { alertId: a.id, node };
+    loadDrafts(a.id, node);
+    return node;
+  }
+
+  async function loadDrafts(id, node) {
+    try {
+      const r = await api("/alerts/" + id + "/drafts");
+      if (!state.drafts || state.drafts.node !== node) return;
+      node.replaceChildren(el("h3", { text: "声明草稿 Draft holding statement" }), ...r.drafts.map((d) => draftEditor(id, d)));
+    } catch (e) {
+      node.replaceChildren(el("h3", { text: "声明草稿 Draft holding statement" }), el("p", { class: "error", text: e.message }));
+    }
+  }
+
+  function draftEditor(id, d) {
+    const canEdit = may("PUT", "/alerts/{alert_id}/draft");
+    let baseId = d.saved ? d.saved.id : null;
+    const info = el("p", { class: "muted draft-info" });
+    const showInfo = (saved) => {
+      info.textContent = saved ? "已保存 saved by " + saved.actor + " · " + fmtTime(saved.at) + " · v" + saved.id : "自动生成，未保存 generated from the evidence, not saved yet";
+    };
+    showInfo(d.saved);
+    const text = el("textarea", { class: "draft-text", "data-lang": d.lang, lang: d.lang, dir: d.direction, rows: "10", maxlength: "20000" });
+    text.value = d.saved ? d.saved.text : d.generated;
+    if (!canEdit) text.setAttribute("readonly", "");
+    const err = el("p", { class: "error draft-error", role: "alert" });
+    const box = el("div", { class: "draft", "data-lang": d.lang }, el("h4", { text: d.lang }), info, text);
+    if (d.placeholders && d.placeholders.length) box.append(el("p", { class: "hint", text: "待填 to fill: " + d.placeholders.join(" · ") }));
+    if (canEdit) {
+      const save = el("button", { type: "button", class: "primary draft-save", onclick: async () => {
+        err.textContent = "";
+        if (!text.value.trim()) { text.focus(); return; }
+        save.disabled = true;
+        try {
+          const saved = await api("/alerts/" + id + "/draft", { method: "PUT", body: { lang: d.lang, text: text.value, base_id: baseId } });
+          baseId = saved.id;
+          showInfo(saved);
+        } catch (e) {
+          err.textContent = e.message;
+        } finally {
+          save.disabled = false;
+        }
+      } }, "保存草稿 Save draft");
+      // fetched afresh: an officer's claim verdict changes the generated wording
+      const regen = el("button", { type: "button", class: "draft-regen", onclick: async () => {
+        try {
+          const r = await api("/alerts/" + id + "/drafts");
+          const fresh = r.drafts.find((x) => x.lang === d.lang);
+          text.value = fresh ? fresh.generated : d.generated;
+        } catch (e) {
+          err.textContent = e.message;
+        }
+      } }, "恢复生成稿 Use generated text");
+      box.append(el("div", { class: "actions" }, save, regen), err);
+    }
+    return box;
   }
 
   async function act(id, action, body) {
-    const buttons = document.querySelectorAll("#alert-detail button");
+    // the drafts panel survives re-renders: leave its buttons alone
+    const buttons = [...document.querySelectorAll("#alert-detail button")].filter((b) => !b.closest("#drafts"));
     buttons.forEach((b) => (b.disabled = true));
     try {
       const a = await api("/alerts/" + id + "/" + action, { method: "POST", body: body || {} });
+      const used = { notes: ["note-text"], resolve: ["resolve-reason"], published: ["published-url"] }[action] || [];
+      used.forEach((i) => { const n = document.getElementById(i); if (n) n.value = ""; });
       const prev = state.alerts.get(id) || {};
       state.alerts.set(id, Object.assign(prev, a, { evidence: undefined, events: undefined }));
       renderFeed();

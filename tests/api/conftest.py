@@ -28,10 +28,40 @@ from alerts.store import dumps, event_payload, insert_event
 from api.main import create_app
 from api.security import Role, create_token
 from index.base import Store
-from yuqing.config import Settings
+from yuqing.config import Settings, load_settings
 from yuqing.records import Author, Classification, Engagement, Post, TopicScore
 from yuqing.state.db import connect, migrate
 from yuqing.state.schema import alerts as alerts_table
+
+# The world's configuration file (the configuration endpoints write to it). Comments matter:
+# a write must keep them.
+WORLD_CONFIG = """\
+# Yuqing test world
+agency: "市环保局 <Agency>"
+data_dir: "{data}"
+timezone: Asia/Shanghai
+api:
+  cors_origins: ["http://dashboard.example"]
+
+# who we watch
+watchlists:
+  - name: agency
+    terms: ["环保局", "bureau", "المكتب"]
+
+# the taxonomy (corrections must use these names)
+topics:
+  - name: pollution
+    keywords: ["泄漏", "leak"]
+  - name: air
+  - name: rumor
+
+channels:
+  - name: duty-wecom
+    url: "wecom://s3cr3t-corp/s3cr3t-secret/agent"
+    min_level: orange
+  - name: ops-env
+    url: "env:OPS_WEBHOOK"
+"""
 
 # A fixed "now" for the corpus: all posts sit in the 48 hours before it.
 T0 = datetime(2025, 3, 10, 12, 0, tzinfo=timezone.utc)
@@ -198,6 +228,7 @@ class World:
     tokens: dict[str, str]
     posts: list[Post]
     data_dir: Path
+    config_path: Path
     _clients: list[httpx.Client] = field(default_factory=list)
 
     def client(self, role: str | None = "admin", token: str | None = None) -> httpx.Client:
@@ -219,13 +250,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     from index.sqlite import SqliteStore
 
     data = tmp_path_factory.mktemp("api-world")
-    settings = Settings(
-        agency="市环保局 <Agency>",
-        data_dir=str(data),
-        timezone="Asia/Shanghai",
-        api={"cors_origins": ["http://dashboard.example"]},
-        watchlists=[{"name": "agency", "terms": ["环保局", "bureau", "المكتب"]}],
-    )
+    config_path = data / "config.yaml"
+    config_path.write_text(WORLD_CONFIG.format(data=data), encoding="utf-8")
+    settings = load_settings(config_path)
     engine = connect(f"sqlite:///{data / 'state.db'}")
     migrate(engine)
     store = SqliteStore(data / "index.db")
@@ -235,10 +262,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     assert all(r.ok for r in results), [r for r in results if not r.ok]
     store.refresh()
     tokens = {role.name: create_token(engine, f"test-{role.name}", role) for role in Role}
-    app = create_app(settings, store=store, engine=engine, sse_poll_seconds=0.1, sse_ping_seconds=5)
+    app = create_app(settings, store=store, engine=engine, sse_poll_seconds=0.1, sse_ping_seconds=5,
+                     config_path=config_path, config_check_seconds=0.2)
     with LiveServer(app) as server:
         w = World(settings=settings, store=store, engine=engine, app=app, url=server.url, tokens=tokens,
-                  posts=posts, data_dir=data)
+                  posts=posts, data_dir=data, config_path=config_path)
         yield w
         for c in w._clients:
             c.close()

@@ -87,6 +87,8 @@ def test_durations() -> None:
     assert parse_duration("90s").total_seconds() == 90
     assert parse_duration("1.5h").total_seconds() == 5400
     assert parse_duration(30).total_seconds() == 30
+    assert parse_duration("PT15M").total_seconds() == 900
+    assert parse_duration("P1DT2H").total_seconds() == 93600
     with pytest.raises(ValueError):
         parse_duration("soon")
 
