@@ -8,12 +8,14 @@ Modules, each named for what it holds:
   modeling      the multi-task network (BERT-shaped encoder + sentiment and rumour heads)
   modeldir      save / load a model directory (HF save_pretrained + manifest), offline
   tokenization  training a WordPiece tokenizer from scratch on the shared texts
+  encoding      token ids with head+tail truncation, padding, length bucketing
   rumor_features  numeric context features of the classify contract (user, reposts, stance)
   topics        keyword rules + prototype similarity over the agency's taxonomy
   classifier    Classifier.load / classify: the inference API the worker uses
   contract      `yuqing classify` JSONL contract (main(argv, stdin, stdout, stderr))
   data          readers for ../shared/data
   metrics       accuracy, macro-F1, confusion, AUC, calibration error
+  evaluate      dev-set evaluation of a saved model directory and its card (manifest + README.md)
   train         multi-task training: `python -m nlp.train`
   onnx_export   ONNX export + int8 quantisation into a model directory
 """

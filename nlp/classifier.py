@@ -1,0 +1,242 @@
+"""The inference API the worker and `yuqing classify` use.
+
+    clf = Classifier.load(model_dir, topics=settings.topics, device="auto", threads=None, batch_size=32)
+    clf.model_id                      # "<name>@<version>"
+    clf.classify(items)               # list[yuqing.records.Classification], same order
+    clf.predict(items)                # list[Prediction]: id, lang (ISO 639-1) and classification
+
+Why it is shaped like this: the worker drains the inbox in batches, so the unit of work is a list;
+one forward pass per post yields sentiment, rumour and the embedding the topic matcher needs.
+Rows are sorted by token length into batches (padding is wasted time) and put back in order.
+Every input gets an answer: empty or binary text gets the defined "no content" answer (neutral,
+no topics, rumour from the context alone), over-long text is cut head+tail.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nlp.encoding import encode, length_buckets, pad
+from nlp.errors import ModelError
+from nlp.langid import detect
+from nlp.modeldir import LoadedModel, load
+from nlp.normalize import clean, normalize
+from nlp.rumor_features import features as rumor_features
+from nlp.topics import TOPIC_FLOOR, TopicMatcher
+from yuqing.config import TopicConfig
+from yuqing.records import SENTIMENTS, Classification
+
+
+@dataclass
+class ClassifyInput:
+    """One post to classify. The rumour context (`time`, `user`, `pics`, `has_url`, `reposts`,
+    `reposts_count`) has the shape of `../shared/data/rumor/ced` rows and is cut by the caller
+    to the moment of observation; None means "not observed", not zero."""
+
+    id: str
+    text: str | bytes | None
+    lang: str | None = None
+    time: Any = None
+    user: dict[str, Any] | None = None
+    pics: Any = None
+    has_url: Any = None
+    reposts: list[dict[str, Any]] | None = None
+    reposts_count: Any = None
+
+    def context(self) -> dict[str, Any]:
+        return {"time": self.time, "user": self.user, "pics": self.pics, "has_url": self.has_url,
+                "reposts": self.reposts, "reposts_count": self.reposts_count}
+
+
+@dataclass
+class Prediction:
+    id: str
+    lang: str | None
+    classification: Classification
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    """CUDA when asked or when `auto` finds one, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ModelError("device 'cuda' requested but torch sees no CUDA device")
+    return torch.device(device)
+
+
+def _lang_code(lang: str | None) -> str | None:
+    if not lang or not isinstance(lang, str):
+        return None
+    code = lang.strip().replace("_", "-").split("-")[0].lower()
+    return code or None
+
+
+class Classifier:
+    """A loaded, verified model plus the topic taxonomy; thread-compatible for reading."""
+
+    def __init__(self, loaded: LoadedModel, topics: Sequence[TopicConfig] | None, device: torch.device,
+                 batch_size: int = 32, backend: str = "auto") -> None:
+        self.loaded = loaded
+        self.model = loaded.model
+        self.tokenizer = loaded.tokenizer
+        self.manifest = loaded.manifest
+        self.device = device
+        self.batch_size = max(1, int(batch_size))
+        self.max_length = min(self.manifest.max_length, self.model.config.max_position_embeddings)
+        # fp16/bf16 on CUDA halves memory traffic; CPU stays fp32 (CPU half matmuls are slower)
+        self.autocast_dtype = None
+        if device.type == "cuda":
+            self.autocast_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        self.ort = _onnx_session(loaded, device, backend)
+        self.backend = "onnx" if self.ort is not None else "torch"
+        th = self.manifest.heads.topics
+        self.topic_matcher = (TopicMatcher(topics, self._embed_texts, th.threshold, th.slope, th.encoder_weight)
+                              if topics else None)
+
+    # -- construction ---------------------------------------------------------------------
+    @classmethod
+    def load(cls, model_dir: Path | str, topics: Sequence[TopicConfig] | None = None, device: str = "auto",
+             threads: int | None = None, batch_size: int = 32, backend: str = "auto") -> "Classifier":
+        """Verify and load `model_dir` (offline). Raises ModelError naming the file at fault.
+
+        `threads` sets torch's (and ONNX Runtime's) intra-op threads (None: torch's default, all
+        cores); a worker sharing the machine with crawlers and the API should pass fewer.
+        `backend`: "auto" uses the directory's int8 `model.onnx` on CPU when onnxruntime is
+        installed, else torch; "torch" or "onnx" force one.
+        """
+        if threads:
+            torch.set_num_threads(int(threads))
+        dev = pick_device(device)
+        return cls(load(model_dir, dev), topics, dev, batch_size, backend)
+
+    @property
+    def model_id(self) -> str:
+        return self.manifest.model_id
+
+    # -- core -----------------------------------------------------------------------------
+    def _forward(self, ids: list[list[int]], feats: list[list[float]] | None) -> dict[str, torch.Tensor]:
+        """Run batches sorted by length; returns CPU tensors in input order."""
+        n = len(ids)
+        sent = torch.zeros((n, len(SENTIMENTS)))
+        rumor = torch.zeros(n)
+        emb = torch.zeros((n, self.model.config.hidden_size))
+        pad_id = self.tokenizer.pad_token_id
+        with torch.inference_mode():
+            for batch in length_buckets([len(r) for r in ids], self.batch_size):
+                x, m = pad([ids[i] for i in batch], pad_id)
+                f = torch.tensor([feats[i] for i in batch], dtype=torch.float32) if feats is not None else None
+                if self.ort is not None:
+                    if f is None:
+                        f = torch.zeros((x.shape[0], self._n_feat()), dtype=torch.float32)
+                    s_log, r_log, e_vec = self.ort.run(None, {"input_ids": x.numpy(), "attention_mask": m.numpy(),
+                                                             "rumor_features": f.numpy()})
+                    idx = torch.tensor(batch)
+                    sent[idx] = torch.softmax(torch.from_numpy(s_log).float(), dim=-1)
+                    rumor[idx] = torch.sigmoid(torch.from_numpy(r_log).float())
+                    emb[idx] = torch.from_numpy(e_vec).float()
+                    continue
+                x, m = x.to(self.device), m.to(self.device)
+                f = f.to(self.device) if f is not None else None
+                if self.autocast_dtype is not None:
+                    with torch.autocast(self.device.type, dtype=self.autocast_dtype):
+                        out = self.model(x, m, f)
+                else:
+                    out = self.model(x, m, f)
+                idx = torch.tensor(batch)
+                sent[idx] = torch.softmax(out.sentiment_logits.float(), dim=-1).cpu()
+                rumor[idx] = torch.sigmoid(out.rumor_logit.float()).cpu()
+                emb[idx] = out.embedding.float().cpu()
+        return {"sentiment": sent, "rumor": rumor, "embedding": emb}
+
+    def _n_feat(self) -> int:
+        return self.model.rumor_head[0].in_features - self.model.config.hidden_size
+
+    def _embed_texts(self, texts: list[str]) -> torch.Tensor:
+        """Centred mean-pooled embeddings of raw texts (used for topic prototypes)."""
+        ids = encode(self.tokenizer, [normalize(t) for t in texts], self.max_length)
+        return self._forward(ids, None)["embedding"]
+
+    def predict(self, items: Sequence[ClassifyInput]) -> list[Prediction]:
+        """Classify a batch; one Prediction per item, same order. Never raises on odd text."""
+        if not items:
+            return []
+        texts = [normalize(it.text) for it in items]
+        ids = encode(self.tokenizer, texts, self.max_length)
+        feats = [rumor_features(**it.context()) for it in items]
+        out = self._forward(ids, feats)
+        topics = self.topic_matcher.match(texts, out["embedding"], TOPIC_FLOOR) if self.topic_matcher else None
+        preds = []
+        for i, it in enumerate(items):
+            empty = not texts[i]
+            lang = _lang_code(it.lang) or (None if empty else detect(clean(it.text)))
+            if empty:
+                scores = {"negative": 0.0, "neutral": 1.0, "positive": 0.0}
+            else:
+                scores = {lab: round(float(p), 6) for lab, p in zip(SENTIMENTS, out["sentiment"][i].tolist())}
+            label = max(SENTIMENTS, key=lambda k: scores[k])
+            r = float(out["rumor"][i])
+            r = 0.5 if not math.isfinite(r) else min(max(r, 0.0), 1.0)
+            preds.append(Prediction(
+                id=str(it.id),
+                lang=lang,
+                classification=Classification(
+                    sentiment=label,
+                    sentiment_scores=scores,
+                    topics=(topics[i] if topics and not empty else []),
+                    rumor=round(r, 6),
+                    model=self.model_id,
+                ),
+            ))
+        return preds
+
+    def classify(self, items: Sequence[ClassifyInput]) -> list[Classification]:
+        """The worker's entry point: classifications in input order."""
+        return [p.classification for p in self.predict(items)]
+
+    def topic_scores(self, texts: Sequence[str]) -> list[list[float]]:
+        """Raw per-topic scores (taxonomy order) for evaluation of the topic mechanism."""
+        if self.topic_matcher is None:
+            raise ValueError("no topics were given to Classifier.load")
+        norm = [normalize(t) for t in texts]
+        emb = self._forward(encode(self.tokenizer, norm, self.max_length), None)["embedding"]
+        return self.topic_matcher.scores(norm, emb)
+
+
+def _onnx_session(loaded: LoadedModel, device: torch.device, backend: str):  # type: ignore[no-untyped-def]
+    """An ONNX Runtime session for the directory's verified `model.onnx`, or None for torch."""
+    if backend not in ("auto", "torch", "onnx"):
+        raise ModelError(f"unknown backend {backend!r} (expected auto, torch or onnx)")
+    listed = "model.onnx" in loaded.manifest.files
+    if backend == "torch" or (backend == "auto" and (not listed or device.type != "cpu")):
+        return None
+    if not listed:
+        raise ModelError(f"{loaded.path / 'model.onnx'}: backend 'onnx' requested but the directory has no "
+                         "ONNX export (run `yuqing models export-onnx`)")
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        if backend == "onnx":
+            raise ModelError("backend 'onnx' requested but onnxruntime is not installed") from None
+        return None
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = torch.get_num_threads()
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(loaded.path / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # noqa: BLE001
+        raise ModelError(f"{loaded.path / 'model.onnx'}: ONNX Runtime cannot load it ({e})") from None
+
+
+def default_threads() -> int | None:
+    """`YUQING_NLP_THREADS` if set (deployments sharing cores), else None (torch's default)."""
+    v = os.environ.get("YUQING_NLP_THREADS")
+    return int(v) if v and v.isdigit() and int(v) > 0 else None
