@@ -42,36 +42,32 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return main(port=args.port, speed=args.speed, data_dir=args.data_dir, models_dir=args.models_dir)
 
 
-def cmd_worker(args: argparse.Namespace) -> int:
+def _stop_on_signals():  # type: ignore[no-untyped-def]
+    """An event set by SIGTERM or SIGINT: a role finishes what it holds, then stops."""
     import signal
     import threading
-
-    from yuqing.worker import run_worker
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    run_worker(load_settings(_config_path(args)), stop, once=args.once)
+    return stop
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from yuqing.worker import run_worker
+
+    run_worker(load_settings(_config_path(args)), _stop_on_signals(), once=args.once)
     return 0
 
 
 def cmd_crawler(args: argparse.Namespace) -> int:
-    import signal
-    import threading
-
     from yuqing.crawler import run_crawler
 
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    run_crawler(_config_path(args), stop, slots=args.slots)
+    run_crawler(_config_path(args), _stop_on_signals(), slots=args.slots)
     return 0
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
-    import signal
-    import threading
-
     from yuqing.scheduler import LeaderScheduler
     from yuqing.state.db import connect, migrate
 
@@ -79,9 +75,7 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     settings = load_settings(path)
     engine = connect(settings.state_url)
     migrate(engine)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = _stop_on_signals()
     leader = LeaderScheduler(settings, path, engine)
     leader.start()
     stop.wait()
