@@ -8,7 +8,10 @@ Corpus: Chinese, English and Arabic posts (50/30/20 %) of 15-60 words drawn from
 vocabularies (~30k Chinese two/three-character words, ~30k English words with inflections,
 ~15k Arabic words with clitics), so word frequencies look like real text: the query terms are
 picked by their measured document frequency, most under 1 % of posts and a few near 10 %.
-Posts spread over 60 days, 300 sources, 5 platforms, 50k authors.
+Posts spread over 60 days, 300 sources, 5 platforms, 50k authors; ids are 32 hex digits like
+`yuqing.ids.doc_id`. `--order arrival` indexes them roughly in published order, as the worker
+receives them from crawlers; `--order random` (default, the figure of record so far) in any
+order, the worst case for a table clustered by time.
 
 Query mix, one process, one client, timed per call:
 - 70 % search: one to three terms of one language, a 7-day time filter and one facet filter
@@ -20,8 +23,8 @@ Query mix, one process, one client, timed per call:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
-import platform
 import random
 import sqlite3
 import statistics
@@ -122,15 +125,21 @@ class Corpus:
             return "，".join(out) + "。"
         return " ".join(words) + "."
 
-    def posts(self, n: int, seed: int = 1) -> Iterator[Post]:
+    def posts(self, n: int, seed: int = 1, order: str = "random") -> Iterator[Post]:
+        """`order="arrival"`: published times rise through the run with up to 6 h of disorder,
+        as a crawler delivers them; "random": uniformly spread over the 60 days in any order
+        (the worst case for a store clustered by time, e.g. a backfill from many sources)."""
         rnd = random.Random(seed)
         span = DAYS * 86_400
         for i in range(n):
             lang = rnd.choices(("zh", "en", "ar"), (50, 30, 20))[0]
-            t = START + timedelta(seconds=rnd.randrange(span))
+            if order == "arrival":
+                t = START + timedelta(seconds=max(0, int(span * i / n) - rnd.randrange(6 * 3600)))
+            else:
+                t = START + timedelta(seconds=rnd.randrange(span))
             sent = rnd.choices(SENTIMENTS, (30, 50, 20))[0]
             yield Post(
-                id=f"b{i:08d}",
+                id=hashlib.sha256(f"bench:{i}".encode()).hexdigest()[:32],  # as yuqing.ids.doc_id
                 source=rnd.choices(self.sources, self.source_w)[0],
                 platform=rnd.choice(("weibo", "web", "forum", "wechat", "x")),
                 author=Author(id=f"a{rnd.randrange(50_000):05d}"),
@@ -155,27 +164,12 @@ class Corpus:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        kb = int(next(x for x in Path("/proc/meminfo").read_text().splitlines() if x.startswith("MemTotal")).split()[1])
-        mem = f", {kb / 1024 / 1024:.1f} GiB RAM"
-    except (OSError, StopIteration, ValueError):
-        pass
-    load = ""
-    if hasattr(os, "getloadavg"):
-        load = ", load %.2f %.2f %.2f" % os.getloadavg()
-    return (
-        f"{platform.system()} {platform.release()}, {cpu}, {os.cpu_count()} logical CPUs{mem}{load}; "
-        f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}"
-    )
+    """`bench.machine.describe()` plus what this benchmark also depends on: the load on the
+    machine while it runs (others share it) and the SQLite library."""
+    from bench.machine import describe
+
+    load = "load " + " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "load unknown"
+    return f"{describe()}; {load}; SQLite {sqlite3.sqlite_version}"
 
 
 def doc_freq_terms(store: Store, corpus: Corpus, rnd: random.Random, total: int) -> dict[str, list[tuple[str, str, float]]]:
@@ -245,16 +239,17 @@ def report(name: str, times: dict[str, list[float]]) -> None:
         print(f"  {name:8s} {kind:7s} n={len(xs):4d}  p50 {pct(xs, 50):8.1f} ms  p95 {pct(xs, 95):8.1f} ms  mean {statistics.fmean(xs) if xs else float('nan'):8.1f} ms")
 
 
-def index_into(store: Store, corpus: Corpus, n: int, batch: int) -> tuple[float, float]:
+def index_into(store: Store, corpus: Corpus, n: int, batch: int, order: str = "random") -> tuple[float, float]:
     """Bulk-index n posts; returns posts per wall-clock second and per CPU second of this
     process (generation excluded; the CPU figure is what a quiet core would give when the
-    machine is shared)."""
+    machine is shared; with --analysis-processes it leaves out the workers' CPU, so compare
+    wall figures there)."""
     busy = 0.0
     cpu = 0.0
     buf: list[Post] = []
     done = 0
     last_print = time.monotonic()
-    for p in corpus.posts(n):
+    for p in corpus.posts(n, order=order):
         buf.append(p)
         if len(buf) >= batch:
             t0, c0 = time.perf_counter(), time.process_time()
@@ -286,6 +281,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--queries", type=int, default=400)
     ap.add_argument("--osmem", type=int, default=50_000, help="posts for the osmem reference run (0: skip)")
     ap.add_argument("--batch", type=int, default=1000)
+    ap.add_argument("--order", choices=("arrival", "random"), default="random", help="order of published times while indexing (see Corpus.posts)")
+    ap.add_argument("--analysis-processes", type=int, default=0, help="SqliteStore(analysis_processes=N): analyse part of each batch in N worker processes")
     ap.add_argument("--db", type=Path, default=None, help="SQLite file (default: a temporary one)")
     ap.add_argument("--reuse", action="store_true", help="keep an existing --db and skip indexing")
     args = ap.parse_args(argv)
@@ -300,12 +297,17 @@ def main(argv: list[str] | None = None) -> None:
     if not args.reuse and db.exists():
         for suffix in ("", "-wal", "-shm"):
             Path(str(db) + suffix).unlink(missing_ok=True)
-    store = SqliteStore(db)
+    store = SqliteStore(db, analysis_processes=args.analysis_processes)
     store.ensure_schema()
     if not args.reuse:
-        print(f"SQLite: indexing {args.posts:,} posts in batches of {args.batch} ...", flush=True)
-        rate, cpu_rate = index_into(store, corpus, args.posts, args.batch)
+        print(
+            f"SQLite: indexing {args.posts:,} posts in batches of {args.batch}, {args.order} order, "
+            f"{args.analysis_processes} analysis worker process(es) ...",
+            flush=True,
+        )
+        rate, cpu_rate = index_into(store, corpus, args.posts, args.batch, args.order)
         print(f"  SQLite bulk index: {rate:,.0f} posts/s wall, {cpu_rate:,.0f} posts per CPU-second (analysis + write, generation excluded)")
+        print("  load average after indexing: " + " ".join(f"{x:.2f}" for x in os.getloadavg()), flush=True)
     total = store.count(Query())
     size_mb = sum(Path(str(db) + s).stat().st_size for s in ("", "-wal") if Path(str(db) + s).exists()) / 2**20
     print(f"  {total:,} posts, {size_mb:,.0f} MiB on disk")
@@ -329,7 +331,7 @@ def main(argv: list[str] | None = None) -> None:
             client = Elasticsearch(server.url, node_class=CompatShimNode, request_timeout=120)
             es = ElasticStore(ElasticConfig(url=server.url, index_prefix="bench"), client=client, arabic_analyzer="standard", lifecycle=False)
             es.ensure_schema()
-            rate, cpu_rate = index_into(es, corpus, args.osmem, args.batch)
+            rate, cpu_rate = index_into(es, corpus, args.osmem, args.batch, args.order)
             print(f"  osmem bulk index: {rate:,.0f} posts/s wall ({cpu_rate:,.0f} per client CPU-second)")
             sub = ((k, q) for k, q in mix)
             report("osmem", run_mix(es, list(sub)[: max(50, args.queries // 4)]))

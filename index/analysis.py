@@ -435,6 +435,10 @@ _T2S_TRIGGERS: frozenset[str] | None = None
 _WS = re.compile(r"\s+")
 
 
+# NOTE (index owners, for the lead): `fast_fold` is `yuqing.text.fold` with an exact fast path;
+# it belongs in yuqing/text.py (crawlers and nlp fold every post too and would gain the same
+# ~0.2 ms per Simplified post). Left here because yuqing/ is not ours to edit; the equivalence
+# test lives in tests/index/test_analysis.py and should move with it.
 def fast_fold(text: str) -> str:
     """Exactly `yuqing.text.fold(text)`, but skips OpenCC (pure Python, ~0.2 ms per post) when
     the text holds none of the characters t2s could change, which is nearly every post written
@@ -554,6 +558,18 @@ def analyze_post(title: str | None, text: str) -> tuple[dict[str, str], list[str
     top-term words (`display_terms`)."""
     parts = [segments(fast_fold(p)) for p in (title, text) if p]
     return _columns(parts), _display(parts)
+
+
+def analyze_many(texts: Sequence[tuple[str | None, str]]) -> list[tuple[dict[str, str], list[str]] | str]:
+    """`analyze_post` over (title, text) pairs, for a worker process: a pair that fails gives
+    its error as a string in its place instead of failing the others."""
+    out: list[tuple[dict[str, str], list[str]] | str] = []
+    for title, text in texts:
+        try:
+            out.append(analyze_post(title, text))
+        except Exception as e:  # noqa: BLE001 - reported per item by the caller
+            out.append(f"{type(e).__name__}: {e}")
+    return out
 
 
 def _columns(parts: list[list[tuple[str, str]]]) -> dict[str, str]:
@@ -939,6 +955,7 @@ __all__ = [
     "TRUE",
     "Term",
     "Tok",
+    "analyze_many",
     "analyze_post",
     "display_terms",
     "fast_fold",

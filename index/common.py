@@ -19,6 +19,7 @@ from yuqing.records import Post
 INTERVALS_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000, "1d": 86_400_000}
 DAY_MS = 86_400_000
 UTC = timezone.utc
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def to_ms(t: datetime) -> int:
@@ -27,7 +28,8 @@ def to_ms(t: datetime) -> int:
     microsecond the other backend cannot see."""
     if t.tzinfo is None:
         raise ValueError("times must carry a time zone")
-    delta = t.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+    # aware subtraction, not t.astimezone(UTC): that overflows for year 1 east of UTC
+    delta = t - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
 
 

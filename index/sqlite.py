@@ -15,11 +15,22 @@ rumour / relevance desc then the same tie-break; cursors are keyset (see `index.
 Threading: one connection per thread (`threading.local`), so API request threads read in
 parallel under WAL while the worker writes; writes in one process are serialised by a lock and
 across processes by SQLite's lock with a 30 s busy timeout. A write that cannot get the lock or
-fails on I/O comes back as per-item retryable failures, never as lost posts.
+fails on I/O comes back as per-item retryable failures, never as lost posts. `ensure_schema`
+recognises an existing schema with a plain read (`meta.schema_version`) and takes the write
+lock only to create or upgrade, so a process starting during another's long bulk does not fail.
+
+Limits. A rid holds instants up to 6429-10-17T02:45:55.327Z (`MAX_MS`): a post published later
+is refused alone (not retryable); query bounds and cursors beyond it are clamped, never an
+overflow. Bulk speed: rows are written in rid order (FTS5 starts a new segment whenever a rowid
+goes down, and every rid-keyed B-tree fills left to right); about 40 % of the cost is the Python
+analysis (optionally shared with worker processes, `analysis_processes`), most of the rest is
+FTS5 (~60 tokens a post) and the random-page writes of a time-clustered table when posts do not
+arrive in time order (see bench/index.py `--order`).
 """
 
 from __future__ import annotations
 
+import operator
 import sqlite3
 import threading
 import zlib
@@ -51,6 +62,12 @@ from yuqing.records import Post
 SCHEMA_VERSION = 1
 SLOT_BITS = 16
 SLOT_MASK = (1 << SLOT_BITS) - 1
+# the instants a rid (a signed 64-bit integer) can hold: 1970 +- ~4,459 years, i.e. up to
+# 6429-10-17T02:45:55.327Z (the low end is below datetime.min, year 1). A post outside is
+# refused (per item, not retryable); a query bound outside is clamped (see `_ms_range`).
+MIN_MS = -(1 << (63 - SLOT_BITS))
+MAX_MS = (1 << (63 - SLOT_BITS)) - 1
+_INT64_MAX = (1 << 63) - 1
 # post columns that `terms` / `split_by` read directly
 _COLUMNS: dict[str, str] = {
     "sentiment": "sentiment",
@@ -112,9 +129,25 @@ class _Where:
 class SqliteStore:
     """The embedded `index.base.Store` over one SQLite file (see the module docstring)."""
 
-    def __init__(self, path: Path | str, *, busy_timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        busy_timeout_s: float = 30.0,
+        analysis_processes: int = 0,
+        analysis_pool_min: int = 512,
+    ) -> None:
+        """`analysis_processes` > 0: a bulk of at least `analysis_pool_min` posts is analysed
+        partly in that many worker processes (spawned on first use, ended by `close`) while
+        this process analyses its own share and serialises the posts; for bulk loads on a
+        machine with idle cores. Analysis is ~40 % of a post's indexing cost, so one extra
+        process gives at most ~1.6x; the write itself is one SQLite writer. 0 (the default, and
+        what the worker's small batches want): everything in this process."""
         self.path = Path(path)
         self.busy_timeout_s = busy_timeout_s
+        self.analysis_processes = analysis_processes
+        self.analysis_pool_min = analysis_pool_min
+        self._pool: Any = None
         self._local = threading.local()
         self._write_lock = threading.Lock()
         self._conns: list[sqlite3.Connection] = []
@@ -151,34 +184,55 @@ class SqliteStore:
         return conn
 
     def ensure_schema(self) -> None:
+        """Create the schema if missing. An existing schema of this version is recognised with a
+        plain read (WAL readers never wait for the writer), so a worker or the API starting while
+        another process holds the write lock does not fail; the write lock is taken only to
+        create or upgrade, and the version is read again under it."""
         conn = getattr(self._local, "conn", None) or self._conn()
-        with self._write_lock:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                for stmt in _SCHEMA.split(";"):
-                    if stmt.strip():
-                        conn.execute(stmt)
+        try:
+            version = _schema_version(conn)
+        except sqlite3.Error as e:
+            raise StoreUnavailable(f"cannot read the index schema of {self.path}: {e}") from e
+        if version is None or version < SCHEMA_VERSION:
+            with self._write_lock:
                 try:
-                    conn.execute(
-                        f"CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(zh, ar, en, std, "
-                        f"tokenize=\"{_FTS_TOKENIZE}\", detail=full)"
-                    )
-                except sqlite3.OperationalError:  # SQLite < 3.25 has no `categories`
-                    conn.execute(
-                        "CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(zh, ar, en, std, "
-                        "tokenize=\"unicode61 remove_diacritics 0 tokenchars '_.:''\u2019\u00b7,;'\", detail=full)"
-                    )
-                conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
-                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    (str(SCHEMA_VERSION),),
-                )
-                conn.execute("COMMIT")
-            except sqlite3.Error as e:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise StoreUnavailable(f"cannot create the index schema in {self.path}: {e}") from e
+                    conn.execute("BEGIN IMMEDIATE")
+                    version = _schema_version(conn)
+                    if version is None or version < SCHEMA_VERSION:
+                        self._create(conn)
+                    conn.execute("COMMIT")
+                except sqlite3.Error as e:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise StoreUnavailable(f"cannot create the index schema in {self.path}: {e}") from e
+        if version is not None and version > SCHEMA_VERSION:
+            raise StoreUnavailable(
+                f"{self.path} has index schema version {version}, newer than this code's "
+                f"{SCHEMA_VERSION}: upgrade the code (or index into a new file)"
+            )
         self._schema_ready = True
+
+    @staticmethod
+    def _create(conn: sqlite3.Connection) -> None:
+        """Every CREATE (idempotent), then the version row; inside the caller's transaction."""
+        for stmt in _SCHEMA.split(";"):
+            if stmt.strip():
+                conn.execute(stmt)
+        try:
+            conn.execute(
+                f"CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(zh, ar, en, std, "
+                f"tokenize=\"{_FTS_TOKENIZE}\", detail=full)"
+            )
+        except sqlite3.OperationalError:  # SQLite < 3.25 has no `categories`
+            conn.execute(
+                "CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(zh, ar, en, std, "
+                "tokenize=\"unicode61 remove_diacritics 0 tokenchars '_.:''\u2019\u00b7,;'\", detail=full)"
+            )
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (str(SCHEMA_VERSION),),
+        )
 
     def ping(self) -> bool:
         try:
@@ -192,6 +246,9 @@ class SqliteStore:
 
     def close(self) -> None:
         self._closed = True
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
         with self._conns_lock:
             conns, self._conns = self._conns, []
         for c in conns:
@@ -209,10 +266,19 @@ class SqliteStore:
         The last copy of an id within one call wins."""
         results: list[IndexResult | None] = [None] * len(posts)
         prepared: dict[str, tuple[int, Post, dict[str, str], list[str], str]] = {}
+        analysed = self._analyse(posts)
         for i, p in enumerate(posts):
+            bad = _unstorable(p)
+            if bad:
+                results[i] = IndexResult(p.id, False, f"cannot index: {bad}", retryable=False)
+                continue
             try:
                 js = p.model_dump_json()  # fails here, alone, on text that is not valid Unicode
-                cols, terms = an.analyze_post(p.title, p.text)
+                a = analysed[i] if analysed is not None else an.analyze_post(p.title, p.text)
+                if isinstance(a, str):  # analysis failed in a worker process
+                    results[i] = IndexResult(p.id, False, f"cannot index: {a}", retryable=False)
+                    continue
+                cols, terms = a
             except Exception as e:  # noqa: BLE001 - one bad post must not sink the batch
                 results[i] = IndexResult(p.id, False, f"cannot index: {type(e).__name__}: {e}", retryable=False)
                 continue
@@ -238,26 +304,59 @@ class SqliteStore:
                 results[i] = IndexResult(p.id, True) if ok else IndexResult(p.id, False, failed, retryable=True)
         return [r for r in results if r is not None]
 
+    def _analyse(self, posts: Sequence[Post]) -> list[Any] | None:
+        """`an.analyze_post` of every post, a share of them in worker processes; None when the
+        bulk is too small for that (the caller analyses as it goes)."""
+        n_proc = self.analysis_processes
+        if n_proc <= 0 or len(posts) < self.analysis_pool_min:
+            return None
+        if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn: a fork of a process with API or worker threads could inherit held locks
+            self._pool = ProcessPoolExecutor(n_proc, mp_context=multiprocessing.get_context("spawn"))
+        share = len(posts) // (n_proc + 1)  # this process takes the first share
+        bounds = [share + k * ((len(posts) - share) // n_proc) for k in range(n_proc)] + [len(posts)]
+        futures = [
+            self._pool.submit(an.analyze_many, [(p.title, p.text) for p in posts[bounds[k] : bounds[k + 1]]])
+            for k in range(n_proc)
+        ]
+        out = an.analyze_many([(p.title, p.text) for p in posts[:share]])
+        for f in futures:
+            out.extend(f.result())
+        return out
+
     def _write(self, conn: sqlite3.Connection, items: list[tuple[int, Post, dict[str, str], list[str], str]]) -> None:
         ids = [p.id for _, p, _, _, _ in items]
         existing: dict[str, int] = {}
-        for chunk in _chunks(ids, 500):
+        for chunk in _chunks(ids, 999):
             q = f"SELECT id, rid FROM posts WHERE id IN ({','.join('?' * len(chunk))})"
             existing.update(conn.execute(q, chunk).fetchall())
         if existing:
-            self._delete_rids(conn, list(existing.values()))
-        post_rows, doc_rows, fts_rows, tag_rows = [], [], [], []
-        wanted = {p.id: (to_ms(p.published_at) << SLOT_BITS) | (zlib.crc32(p.id.encode()) & SLOT_MASK) for _, p, _, _, _ in items}
+            self._delete_rids(conn, sorted(existing.values()))
+        # Rows go in in rid order: FTS5 flushes its pending-term hash to a new segment whenever
+        # a rowid is lower than the one before (so a batch in arrival order would make one
+        # tiny segment per post, and merging them is most of the cost), and every B-tree keyed
+        # by rid is filled left to right.
+        keyed = sorted(
+            ((to_ms(p.published_at) << SLOT_BITS) | (zlib.crc32(p.id.encode()) & SLOT_MASK), item)
+            for item in items
+            for p in (item[1],)
+        )
         occupied: set[int] = set()
-        cands = list(wanted.values())
-        for chunk in _chunks(cands, 500):
+        cands = [rid for rid, _ in keyed]
+        for chunk in _chunks(cands, 999):
             occupied.update(r for (r,) in conn.execute(f"SELECT rid FROM posts WHERE rid IN ({','.join('?' * len(chunk))})", chunk))
+        post_rows, doc_rows, fts_rows, tag_rows = [], [], [], []
         taken: set[int] = set()
-        for _, p, cols, terms, js in items:
-            ms = to_ms(p.published_at)
-            rid = wanted[p.id]
+        probed = False
+        topic_kind, watch_kind = _TAG_KINDS["topic"], _TAG_KINDS["watchlist"]
+        for rid, (_, p, cols, terms, js) in keyed:
+            ms = rid >> SLOT_BITS
             if rid in occupied or rid in taken:
                 rid = self._free_rid(conn, ms, p.id, taken)
+                probed = True
             taken.add(rid)
             c = p.classification
             post_rows.append(
@@ -280,9 +379,14 @@ class SqliteStore:
             fts_rows.append((rid, cols["zh"], cols["ar"], cols["en"], cols["std"]))
             if c:
                 for topic in dict.fromkeys(t.topic for t in c.topics):
-                    tag_rows.append((_TAG_KINDS["topic"], topic, rid))
+                    tag_rows.append((topic_kind, topic, rid))
             for w in dict.fromkeys(p.watchlists):
-                tag_rows.append((_TAG_KINDS["watchlist"], w, rid))
+                tag_rows.append((watch_kind, w, rid))
+        if probed:  # a probed rid may break the order
+            first = operator.itemgetter(0)
+            post_rows.sort(key=first)
+            doc_rows.sort(key=first)
+            fts_rows.sort(key=first)
         conn.executemany("INSERT INTO posts VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", post_rows)
         conn.executemany("INSERT INTO docs VALUES (?,?,?)", doc_rows)
         conn.executemany("INSERT INTO fts (rowid, zh, ar, en, std) VALUES (?,?,?,?,?)", fts_rows)
@@ -341,7 +445,10 @@ class SqliteStore:
         `with_text` is False (the caller drives the search from FTS5 itself)."""
         sql: list[str] = []
         params: list[Any] = []
-        start, end = time_range_ms(q)
+        rng = _ms_range(q)
+        if rng is None:  # a range no post can be in (e.g. starting after year 6429)
+            return _Where(["0"], [], an.FALSE, None, None)
+        start, end = rng
         lo_rid = hi_rid = None
         if start is not None:
             lo_rid = start << SLOT_BITS
@@ -463,8 +570,11 @@ class SqliteStore:
         after_ms = after_id = None
         if after is not None:
             after_ms, after_id = int(after[0]), str(after[1])
-            cap = (after_ms + 1) << SLOT_BITS
-            hi = cap if hi is None else min(hi, cap)
+            if after_ms < MIN_MS:
+                return []
+            if after_ms < MAX_MS:  # else: no cap, every rid is below
+                cap = (after_ms + 1) << SLOT_BITS
+                hi = cap if hi is None else min(hi, cap)
         conn = self._conn()
         if expr is not None:
             rng, rparams = _rowid_range("f.rowid", w.lo_rid, hi)
@@ -516,7 +626,7 @@ class SqliteStore:
             params = list(full.params)
         cond = ""
         if after is not None:
-            v, ms, id_ = after
+            v, ms, id_ = (_bindable(x) for x in after)
             cond = " WHERE (v < ? OR (v = ? AND (ms < ? OR (ms = ? AND id < ?))))"
             params += [v, v, ms, ms, id_]
         sql = f"SELECT rid, id, ms, v FROM ({inner}){cond} ORDER BY v DESC, ms DESC, id DESC LIMIT ?"
@@ -536,7 +646,10 @@ class SqliteStore:
         if w.node == an.FALSE:
             return []
         conn = self._conn()
-        lo, hi = time_range_ms(query)
+        rng = _ms_range(query)
+        if rng is None:
+            return []
+        lo, hi = rng
         if lo is None or hi is None:
             row = conn.execute(
                 f"SELECT min(p.published_ms), max(p.published_ms) FROM posts p WHERE {w.clause()}", w.params
@@ -546,7 +659,12 @@ class SqliteStore:
             lo = row[0] if lo is None else max(lo, row[0])
             hi = row[1] if hi is None else min(hi - 1, row[1])
         else:
-            hi = hi - 1
+            # only the instants that hold posts matter (buckets run from the first count to
+            # the last): a range of centuries must not walk its days in offset_segments
+            row = conn.execute("SELECT (SELECT min(rid) FROM posts), (SELECT max(rid) FROM posts)").fetchone()
+            if row[0] is None:
+                return []
+            lo, hi = max(lo, row[0] >> SLOT_BITS), min(hi - 1, row[1] >> SLOT_BITS)
         if lo > hi:
             return []
         iv = INTERVALS_MS[interval]
@@ -642,6 +760,57 @@ class SqliteStore:
 
 # ---------------------------------------------------------------------------------------------
 # helpers
+
+
+def _schema_version(conn: sqlite3.Connection) -> int | None:
+    """The schema version recorded in `meta`, None for a file without our schema yet."""
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    except sqlite3.OperationalError as e:
+        if "no such table" in str(e):
+            return None
+        raise
+    return int(row[0]) if row else None
+
+
+def _unstorable(p: Post) -> str | None:
+    """Why the post cannot be stored as it is (the same post would fail again), or None."""
+    ms = to_ms(p.published_at)
+    if not MIN_MS <= ms <= MAX_MS:
+        return (
+            f"published_at {p.published_at.isoformat()} is outside the times the SQLite index can "
+            f"store (up to {from_ms(MAX_MS).isoformat()})"
+        )
+    if engagement_of(p) > _INT64_MAX:
+        return f"engagement {engagement_of(p)} does not fit a 64-bit integer"
+    return None
+
+
+def _ms_range(q: Query) -> tuple[int | None, int | None] | None:
+    """The query's [start, end) in epoch ms, clamped to what a rid can hold: a bound beyond
+    every storable instant is dropped (it excludes nothing); None when the range excludes every
+    storable instant (nothing can match). Keeps far-future or far-past times from overflowing
+    SQLite's 64-bit integers."""
+    start, end = time_range_ms(q)
+    if start is not None:
+        if start > MAX_MS:
+            return None
+        if start <= MIN_MS:
+            start = None
+    if end is not None:
+        if end <= MIN_MS:
+            return None
+        if end > MAX_MS:
+            end = None
+    return start, end
+
+
+def _bindable(x: Any) -> Any:
+    """A cursor value SQLite can bind: integers beyond 64 bits clamped (same order against any
+    stored value; the cursor is client-supplied, so anything may arrive)."""
+    if isinstance(x, int) and not isinstance(x, bool):
+        return max(-_INT64_MAX - 1, min(_INT64_MAX, x))
+    return x
 
 
 def _chunks(xs: list[Any], n: int) -> Iterator[list[Any]]:

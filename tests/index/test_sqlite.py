@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
+from datetime import UTC
 from pathlib import Path
 
 from index.base import Query
@@ -87,3 +89,123 @@ def test_pagination_is_stable_while_posts_arrive(tmp_path: Path) -> None:
     store.ensure_schema()
     _pagination_stable(store)
     store.close()
+
+
+def test_ensure_schema_does_not_wait_for_another_writer(tmp_path: Path) -> None:
+    """A worker or the API starting while another process holds the index write lock (a long
+    bulk) must find the existing schema with a read, not fail on "database is locked"."""
+    path = tmp_path / "index.db"
+    first = SqliteStore(path)
+    first.ensure_schema()
+    first.bulk_index(POSTS[:3])
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    other.execute("INSERT INTO meta (key, value) VALUES ('x', 'y')")
+    try:
+        store = SqliteStore(path, busy_timeout_s=5.0)
+        t0 = time.monotonic()
+        store.ensure_schema()
+        store.ensure_schema()
+        assert store.count(Query()) == 3  # and it reads
+        assert time.monotonic() - t0 < 1.0
+        store.close()
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    first.close()
+
+
+def test_ensure_schema_creates_under_the_lock_once(tmp_path: Path) -> None:
+    """A new file: the schema is created; a locked new file is reported as unavailable (the
+    caller retries), not half-created."""
+    import pytest
+
+    from index.base import StoreUnavailable
+
+    path = tmp_path / "index.db"
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("PRAGMA journal_mode=WAL")
+    blocker.execute("BEGIN IMMEDIATE")
+    store = SqliteStore(path, busy_timeout_s=0.2)
+    with pytest.raises(StoreUnavailable):
+        store.ensure_schema()
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    store.close()
+    store = SqliteStore(path)
+    store.ensure_schema()
+    from index.sqlite import SCHEMA_VERSION
+
+    assert store._conn().execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+    store.close()
+
+
+def test_schema_newer_than_the_code_is_refused(tmp_path: Path) -> None:
+    import pytest
+
+    from index.base import StoreUnavailable
+
+    path = tmp_path / "index.db"
+    s = SqliteStore(path)
+    s.ensure_schema()
+    s._conn().execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
+    s.close()
+    with pytest.raises(StoreUnavailable, match="newer"):
+        SqliteStore(path).ensure_schema()
+
+
+def test_post_time_beyond_the_storable_range_fails_alone(tmp_path: Path) -> None:
+    """A rid is (ms << 16) | slot in 64 bits: a post after 6429 cannot be stored. It fails on
+    its own, not retryable, with the reason; the rest of the batch is indexed."""
+    from datetime import datetime
+
+    from index.common import from_ms
+    from index.sqlite import MAX_MS
+
+    store = SqliteStore(tmp_path / "index.db")
+    far = POSTS[1].model_copy(update={"published_at": datetime(7231, 1, 1, tzinfo=UTC)})
+    last = POSTS[2].model_copy(update={"published_at": from_ms(MAX_MS)})
+    huge = POSTS[3].model_copy(update={"engagement": POSTS[3].engagement.model_copy(update={"likes": 1 << 70})})
+    res = store.bulk_index([POSTS[0], far, last, huge])
+    assert [r.ok for r in res] == [True, False, True, False]
+    assert res[1].retryable is False and "7231" in (res[1].error or "") and "6429" in (res[1].error or "")
+    assert res[3].retryable is False and "64-bit" in (res[3].error or "")
+    assert store.count(Query()) == 2
+    assert store.get(last.id) == last
+    assert store.search(Query(size=1)).hits[0].post.id == last.id
+    assert store.count(Query(start=datetime(6000, 1, 1, tzinfo=UTC))) == 1
+    store.close()
+
+
+def test_cursor_with_out_of_range_numbers_does_not_overflow(tmp_path: Path) -> None:
+    from index.common import encode_cursor
+
+    store = SqliteStore(tmp_path / "index.db")
+    store.bulk_index(POSTS[:20])
+    for sort, values in (
+        ("time", [1 << 80, "zzz"]),
+        ("time", [-(1 << 80), "zzz"]),
+        ("engagement", [1 << 80, 1 << 80, "zzz"]),
+        ("rumor", [0.5, -(1 << 80), "zzz"]),
+    ):
+        page = store.search(Query(sort=sort, size=5, cursor=encode_cursor(sort, values)))  # type: ignore[arg-type]
+        assert page.total == 20
+    store.close()
+
+
+def test_analysis_in_worker_processes_stores_the_same(tmp_path: Path) -> None:
+    """A big bulk analysed partly in worker processes stores exactly what one process stores,
+    and a post that fails analysis there still fails alone."""
+    plain = SqliteStore(tmp_path / "plain.db")
+    pooled = SqliteStore(tmp_path / "pooled.db", analysis_processes=1, analysis_pool_min=10)
+    bad = POSTS[5].model_copy(update={"text": "broken \ud800 surrogate"})
+    batch = [*POSTS[:5], bad, *POSTS[6:]]
+    r1, r2 = plain.bulk_index(batch), pooled.bulk_index(batch)
+    assert pooled._pool is not None
+    assert [(r.id, r.ok, r.retryable) for r in r1] == [(r.id, r.ok, r.retryable) for r in r2]
+    assert not r2[5].ok and not r2[5].retryable
+    for sql in ("SELECT rowid, zh, ar, en, std FROM fts ORDER BY rowid", "SELECT * FROM docs ORDER BY rid", "SELECT * FROM posts ORDER BY rid"):
+        assert plain._conn().execute(sql).fetchall() == pooled._conn().execute(sql).fetchall()
+    plain.close()
+    pooled.close()
+    assert pooled._pool is None

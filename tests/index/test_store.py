@@ -514,3 +514,44 @@ def test_terms_display_words(store: Store) -> None:
 def test_protocol(store: Store) -> None:
     assert isinstance(store, Store)
     assert isinstance(store.search(Query(size=1)), SearchPage)
+
+
+# -- times at the edges of what can be stored -------------------------------------------------
+
+FAR = [
+    ("far-future-start", {"start": datetime(7231, 1, 1, tzinfo=UTC)}, lambda p: False),
+    ("max-start", {"start": datetime(9999, 12, 31, 23, 59, tzinfo=UTC)}, lambda p: False),
+    ("far-future-end", {"end": datetime(7231, 1, 1, tzinfo=UTC)}, lambda p: True),
+    ("year-1-start", {"start": datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=8)))}, lambda p: True),
+    ("year-1-end", {"end": datetime(1, 1, 2, tzinfo=UTC)}, lambda p: False),
+    (
+        "open-centuries",
+        {"start": datetime(1, 1, 1, tzinfo=UTC), "end": datetime(9999, 12, 31, tzinfo=UTC)},
+        lambda p: True,
+    ),
+]
+
+
+@pytest.mark.parametrize("name,kw,pred", FAR, ids=[f[0] for f in FAR])
+def test_query_times_beyond_the_storable_range(store: Store, name: str, kw: dict[str, Any], pred: Callable[[Post], bool]) -> None:
+    """Query bounds far in the future or past are clamped, never an overflow: nothing is after
+    them, or everything is before them."""
+    q = Query(**kw)
+    want = [p for p in POSTS if pred(p)]
+    assert store.count(q) == len(want)
+    page = store.search(q.model_copy(update={"size": 5}))
+    assert page.total == len(want)
+    assert [h.post.id for h in page.hits] == time_order(want)[:5]
+    assert sum(b.count for b in store.histogram(q, "1d", "Asia/Shanghai")) == len(want)
+    assert sum(n for _, n in store.terms(q, "sentiment")) == sum(1 for p in want if p.classification)
+    for sort in ("engagement", "rumor"):
+        assert store.search(q.model_copy(update={"sort": sort, "size": 3})).total == len(want)
+
+
+def test_delete_by_query_far_future_start(store_factory: Callable[[], Store]) -> None:
+    s = store_factory()
+    s.bulk_index(POSTS[:5])
+    s.refresh()
+    assert s.delete_by_query(Query(start=datetime(7231, 1, 1, tzinfo=UTC))) == 0
+    s.refresh()
+    assert s.count(Query()) == 5
