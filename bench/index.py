@@ -54,9 +54,9 @@ TOPICS = ("flood", "health", "traffic", "policy", "education", "safety")
 def _zh_vocab(rnd: random.Random, n: int) -> list[str]:
     # Simplified text: characters OpenCC's t2s would leave alone (Traditional posts cost
     # ~0.2 ms more each, for the conversion)
-    from index.analysis import _t2s_trigger_chars
+    from yuqing.text import _t2s_triggers
 
-    triggers = _t2s_trigger_chars()
+    triggers = _t2s_triggers()
     chars = [chr(c) for c in range(0x4E00, 0x4E00 + 6000) if chr(c) not in triggers][:3500]
     rnd.shuffle(chars)
     out: set[str] = set()

@@ -46,6 +46,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from yuqing.text import fold
+
 
 FIELDS = ("zh", "ar", "en", "std")
 GAP = "_"  # a removed stop word: keeps the position
@@ -399,70 +401,6 @@ def _en_token(word: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# folding (yuqing.text.fold, with a fast path that cannot change its result)
-
-
-def _t2s_trigger_chars() -> frozenset[str]:
-    """Characters without which OpenCC's t2s conversion is the identity: every character that
-    TSCharacters maps to another, and each position where a TSPhrases key differs from its
-    value (all of a key whose value has another length). A phrase can only change text that
-    contains one of them, and a character only if it is one of them."""
-    import os
-
-    import opencc
-
-    base = os.path.join(os.path.dirname(opencc.__file__), "dictionary")
-    out: set[str] = set()
-    with open(os.path.join(base, "TSCharacters.txt"), encoding="utf-8") as f:
-        for line in f:
-            key, _, value = line.rstrip("\n").partition("\t")
-            if value.split(" ")[0] != key:
-                out.add(key)
-    with open(os.path.join(base, "TSPhrases.txt"), encoding="utf-8") as f:
-        for line in f:
-            key, _, value = line.rstrip("\n").partition("\t")
-            v = value.split(" ")[0]
-            if v == key:
-                continue
-            if len(v) != len(key):
-                out.update(key)
-            else:
-                out.update(k for k, x in zip(key, v) if k != x)
-    return frozenset(out)
-
-
-_T2S_TRIGGERS: frozenset[str] | None = None
-_WS = re.compile(r"\s+")
-
-
-# NOTE (index owners, for the lead): `fast_fold` is `yuqing.text.fold` with an exact fast path;
-# it belongs in yuqing/text.py (crawlers and nlp fold every post too and would gain the same
-# ~0.2 ms per Simplified post). Left here because yuqing/ is not ours to edit; the equivalence
-# test lives in tests/index/test_analysis.py and should move with it.
-def fast_fold(text: str) -> str:
-    """Exactly `yuqing.text.fold(text)`, but skips OpenCC (pure Python, ~0.2 ms per post) when
-    the text holds none of the characters t2s could change, which is nearly every post written
-    in Simplified Chinese. Same steps, same order, same result (tests compare both)."""
-    global _T2S_TRIGGERS
-    text = unicodedata.normalize("NFKC", text).casefold()
-    if _HAN_FOLD.search(text):
-        if _T2S_TRIGGERS is None:
-            _T2S_TRIGGERS = _t2s_trigger_chars()
-        if not _T2S_TRIGGERS.isdisjoint(text):
-            from yuqing.text import to_simplified
-
-            text = to_simplified(text)
-    if _ARABIC_FOLD.search(text):
-        from yuqing.text import normalize_arabic
-
-        text = normalize_arabic(text)
-    return _WS.sub(" ", text).strip()
-
-
-_HAN_FOLD = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")  # yuqing.text._HAN
-_ARABIC_FOLD = re.compile(r"[\u0600-\u06ff]")  # yuqing.text._ARABIC
-
-# ---------------------------------------------------------------------------------------------
 # tokenizing
 
 _SEGMENT = re.compile(rf"(?P<c>[{_CJK_RANGES}]+)|(?P<w>{_WORD})")
@@ -556,7 +494,7 @@ _FIELD_KIND = {"zh": "C", "ar": "A", "en": "L", "std": "O"}
 def analyze_post(title: str | None, text: str) -> tuple[dict[str, str], list[str]]:
     """Fold and tokenize a post once; return its FTS5 column values (`index_columns`) and its
     top-term words (`display_terms`)."""
-    parts = [segments(fast_fold(p)) for p in (title, text) if p]
+    parts = [segments(fold(p)) for p in (title, text) if p]
     return _columns(parts), _display(parts)
 
 
@@ -600,7 +538,7 @@ def display_terms(title: str | None, text: str, limit: int = 64) -> list[str]:
     other-script words folded, not stemmed, no stop words, 2+ characters, not pure numbers;
     Arabic words normalised, stop words out; Chinese (CJK) bigrams without function
     characters. Stored with the post, so both backends count exactly the same values."""
-    return _display([segments(fast_fold(p)) for p in (title, text) if p], limit)
+    return _display([segments(fold(p)) for p in (title, text) if p], limit)
 
 
 @lru_cache(maxsize=200_000)
@@ -699,7 +637,7 @@ def route(segs: Iterable[tuple[str, str]]) -> str:
 
 def make_term(raw: str) -> Node:
     """Route and analyse one word or phrase; SKIP when nothing searchable is left."""
-    folded = fast_fold(raw)
+    folded = fold(raw)
     segs = segments(folded)
     if not segs:
         return SKIP
@@ -856,11 +794,11 @@ def _positions(original: str, field: str) -> list[_Pos]:
     for m in _SEGMENT.finditer(original):
         s, e = m.start(), m.end()
         if m.lastgroup == "c":  # fold the run as a whole (t2s works on phrases)
-            folded = fast_fold(m.group())
+            folded = fold(m.group())
             if len(folded) == e - s:
                 toks.extend(Tok(ch, s + i, s + i + 1, "C") for i, ch in enumerate(folded))
                 continue
-        for t in tokenize(fast_fold(m.group())):
+        for t in tokenize(fold(m.group())):
             toks.append(Tok(t.text, s, e, t.kind))
     out: list[_Pos] = []
     n = len(toks)
@@ -958,7 +896,6 @@ __all__ = [
     "analyze_many",
     "analyze_post",
     "display_terms",
-    "fast_fold",
     "highlight",
     "index_columns",
     "make_term",

@@ -48,6 +48,7 @@ from index.common import (
 )
 from yuqing.config import ElasticConfig
 from yuqing.records import Post
+from yuqing.text import fold
 
 # Query field -> document field
 _FACET_FIELDS: dict[str, str] = {
@@ -261,7 +262,7 @@ class ElasticStore:
             "text_hash": p.text_hash,
             "cluster_id": p.cluster_id,
             "thread_id": p.thread_id,
-            "body": [an.fast_fold(x) for x in (p.title, p.text) if x],
+            "body": [fold(x) for x in (p.title, p.text) if x],
             "post": p.model_dump(mode="json"),
         }
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 import pytest
 
 from index import analysis as an
-from tests.index.corpus import generate
-from yuqing.text import fold
 
 # Martin Porter's published vocabulary sample (as Lucene's PorterStemmer outputs it)
 PORTER = """caresses caress ponies poni ties ti caress caress cats cat feed feed agreed agre
@@ -111,13 +109,6 @@ def test_highlight_marks_the_original_and_escapes_html() -> None:
     assert "<em>Flooded</em>" in joined and "&amp;" in joined
     assert "<em>وَالحُكُومَةُ</em>" in joined
     assert "<em>rumor</em>" not in joined  # under NOT: not a reason the post matched
-
-
-def test_fast_fold_is_fold() -> None:
-    samples = ["乾隆 一干二淨 頭髮 後來 皇后 發佈通報", "ＡＢＣ　Straße ǅ ﬁ", "وَالحُكُومَةُ  ـــ", "mixed 衛生 text"]
-    samples += [g.post.text for g in generate(80, seed=11)]
-    for s in samples:
-        assert an.fast_fold(s) == fold(s), s
 
 
 def test_display_terms() -> None:
