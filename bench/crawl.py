@@ -12,8 +12,11 @@ Figures (items/s, one process):
 2. `normalise`: `PostItem` -> `Post` (canonical URL, doc id, text hash, pseudonymised author);
 3. `match`: the watchlists (40 lists of 8 aliases each, a quarter of them boolean queries with
    NEAR, wildcards and NOT) against title + text, folded (Traditional -> Simplified, Arabic);
-4. `dedup`: the inbox pipeline on SQLite (insert by doc id + text-hash cluster fold; 10 % of
-   the texts are copies), batched commits with up to 100 items in flight, as in a crawl;
+4. `dedup`: the inbox pipeline on SQLite, as in a crawl (batched commits, up to 100 items in
+   flight): the raw capture of each post's page stored (sha256, zstd, content-addressed; every
+   item gets a page of its own, the costly case), insert by doc id, exact-text cluster fold and
+   near-duplicate fold (MinHash + LSH buckets); 10 % of the texts are exact copies and 10 %
+   near copies (a repost prefix, a hashtag, an emoji, changed punctuation);
 5. `match + dedup` together: the issue's target is at least 500 items/s, i.e. the pipeline must
    not be what limits a crawl;
 6. `end to end`: a real crawl of the same feed served on 127.0.0.1 through Scrapy in a fresh
@@ -60,17 +63,45 @@ NEUTRAL = {"zh": ["美食节", "开幕", "市民", "足球", "比赛", "天气",
            "ar": ["مهرجان", "الكتاب", "الطقس", "مشمس", "الحديقة", "الزوار", "كرة", "القدم", "مباراة", "الموسيقى"]}
 
 
+def _filler(seed: int = 3) -> dict[str, list[str]]:
+    rng = random.Random(seed)
+    han = [chr(c) for c in range(0x4E00, 0x4E00 + 2500)]
+    latin = "abcdefghijklmnopqrstuvwxyz"
+    arabic = "ابتثجحخدذرزسشصضطظعغفقكلمنهوي"
+    return {
+        "zh": ["".join(rng.choices(han, k=rng.randint(1, 3))) for _ in range(4000)],
+        "en": ["".join(rng.choices(latin, k=rng.randint(2, 9))) for _ in range(4000)],
+        "ar": ["".join(rng.choices(arabic, k=rng.randint(2, 7))) for _ in range(4000)],
+    }
+
+
+_FILLER = _filler()
+NEAR_EDITS = [lambda t: "转发：" + t, lambda t: "RT @someone: " + t, lambda t: t + " #临河水库# 😱",
+              lambda t: t + " #NWRA 🚨 https://t.co/x1", lambda t: t.replace(" ", "  ").replace("#", "No. "),
+              lambda t: "منقول: " + t]
+
+
 def make_texts(n: int, seed: int = 7) -> list[tuple[str, str, str]]:
-    """(lang, title, text) for n posts: about half name the agency; 10 % repeat an earlier text."""
+    """(lang, title, text) for n posts: about half name the agency; 10 % repeat an earlier text
+    exactly, 10 % with a small edit (near copies)."""
     rng = random.Random(seed)
     out: list[tuple[str, str, str]] = []
     for i in range(n):
-        if out and rng.random() < 0.10:
+        roll = rng.random()
+        if out and roll < 0.10:
             out.append(out[rng.randrange(len(out))])
+            continue
+        if out and roll < 0.20:
+            lang, title, text = out[rng.randrange(len(out))]
+            out.append((lang, title, rng.choice(NEAR_EDITS)(text)))
             continue
         lang = rng.choices(["zh", "en", "ar"], [4, 4, 2])[0]
         vocab = {"zh": ZH, "en": EN, "ar": AR}[lang] if rng.random() < 0.5 else NEUTRAL[lang]
-        words = [rng.choice(vocab) for _ in range(rng.randint(60, 140))]
+        # a third of the words from the story's vocabulary, the rest from a large pool: distinct
+        # posts about one story share names, not whole sentences (near-duplicate folding must
+        # keep them apart)
+        filler = _FILLER[lang]
+        words = [rng.choice(vocab) if rng.random() < 0.33 else rng.choice(filler) for _ in range(rng.randint(60, 140))]
         sep = "" if lang == "zh" else " "
         text = sep.join(words) + f" #{i}"
         out.append((lang, sep.join(words[:6]), text))
@@ -143,6 +174,7 @@ def in_process(feed: bytes, base: str, watchlists: list[dict[str, Any]], workdir
 
     from crawlers.context import RunContext
     from crawlers.dates import resolve_date
+    from crawlers.evidence import CODEC, Capture
     from crawlers.extract import html_to_text
     from crawlers.items import PostItem
     from crawlers.matching import Matcher
@@ -168,11 +200,16 @@ def in_process(feed: bytes, base: str, watchlists: list[dict[str, Any]], workdir
     parsed = feedparser.parse(feed)
     items = []
     for e in parsed.entries:
+        body = e.content[0].value if e.get("content") else e.get("summary")
+        page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{e.title}</title></head><body>"
+                f"<nav>Home | News | About</nav><article><h1>{e.title}</h1>{body}</article>"
+                f"<footer>(c) 2024 Example Daily</footer></body></html>").encode()
         items.append(PostItem(
             url=e.link, platform_id=e.id, title=html_to_text(e.title),
-            text=html_to_text(e.content[0].value if e.get("content") else e.get("summary")),
+            text=html_to_text(body),
             published_at=resolve_date(e.get("published"), tz="Asia/Shanghai", now=now),
             author_id=e.get("author"), author_name=e.get("author"),
+            captures=[Capture(e.link, 200, "text/html; charset=utf-8", page, now, (e.link,))],
         ))
     parse = clock.lap()
     posts = [norm.process_item(i) for i in items]
@@ -200,6 +237,15 @@ def in_process(feed: bytes, base: str, watchlists: list[dict[str, Any]], workdir
 
     asyncio.run(dedup())
     dedup_t = clock.lap()
+    from crawlers.evidence import stored_bytes
+    from yuqing.state.schema import cluster_sizes, near_dup_signatures
+    import sqlalchemy as sa
+
+    with engine.connect() as c:
+        clusters_n = c.execute(sa.select(sa.func.count()).select_from(cluster_sizes)).scalar()
+        multi = c.execute(sa.select(sa.func.count()).select_from(cluster_sizes).where(cluster_sizes.c.size > 1)).scalar()
+        sigs = c.execute(sa.select(sa.func.count()).select_from(near_dup_signatures)).scalar()
+    ev = stored_bytes(engine)
     engine.dispose()
     n = len(items)
 
@@ -213,6 +259,10 @@ def in_process(feed: bytes, base: str, watchlists: list[dict[str, Any]], workdir
         "matched": len(matched),
         "enqueued": ctx.counts["enqueued"],
         "folded": ctx.counts["folded"],
+        "clusters": clusters_n,
+        "clusters_with_copies": multi,
+        "near_dup_signatures": sigs,
+        "evidence": {**ev, "codec": CODEC},
         **rates("parse", n, parse),
         **rates("normalise", n, normalise),
         **rates("match", n, matching),
@@ -323,10 +373,14 @@ def main(argv: list[str] | None = None) -> int:
         ip = results["in_process"]
         print(f"machine: {results['machine']}")
         print(f"{args.items} items ({results['feed_mb']} MiB feed, zh/en/ar), {len(watchlists)} watchlists; "
-              f"{ip['matched']} matched, {ip['enqueued']} enqueued, {ip['folded']} folded into clusters")
+              f"{ip['matched']} matched, {ip['enqueued']} enqueued, {ip['folded']} folded into clusters "
+              f"({ip['clusters']} clusters, {ip['clusters_with_copies']} with copies; exact + near-duplicate)")
+        ev = ip["evidence"]
+        print(f"evidence: {ev['captures']} captures, {ev['raw_bytes'] / 2**20:.1f} MiB raw -> "
+              f"{ev['stored_bytes'] / 2**20:.1f} MiB stored ({ev['codec']})")
         print("                                      items/s (wall)  items/s (CPU)")
         for key, label in [("parse", "parse (feedparser + entry->item)"), ("normalise", "normalise (Post, ids, pseudonym)"),
-                           ("match", "match (fold + watchlists)"), ("dedup", "dedup (inbox, SQLite, batched)"),
+                           ("match", "match (fold + watchlists)"), ("dedup", "evidence + dedup + near-dup (SQLite)"),
                            ("match_dedup", "match + dedup"), ("parse_to_inbox", "parse -> inbox, in process")]:
             print(f"  {label:<34} {ip[key + '_items_s']:>12} {ip[key + '_cpu_items_s']:>14}")
         print(f"  target: match + dedup >= {TARGET:.0f} items/s (CPU): {'met' if ok else 'NOT met'}")

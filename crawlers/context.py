@@ -36,6 +36,8 @@ COUNTERS = (
     "invalid",  # dropped: no text, or not a valid Post
     "skipped_seen",  # not fetched again: already handled by an earlier run
     "not_modified",  # feed / listing URLs answered 304
+    "rechecked",  # known posts re-requested to see whether they are still there
+    "disappeared",  # of those, found gone (404/410): recorded with the time
     "pages",  # responses parsed
     "errors",  # problems (each also in messages)
 )
@@ -59,6 +61,11 @@ class RunContext:
     new_extra: dict[str, Any] = field(default_factory=dict)
     # doc id -> the Match of the thread or post a reply belongs to (see MatchPipeline)
     inherited: dict[str, Any] = field(default_factory=dict)
+    # doc id -> the captures (crawlers.evidence.Capture) of its pages, normaliser -> inbox stage
+    captures: dict[str, Any] = field(default_factory=dict)
+    # re-checks this run: doc id -> when it was found gone / still there
+    gone: dict[str, datetime] = field(default_factory=dict)
+    still_there: dict[str, datetime] = field(default_factory=dict)
     first_error: str | None = None  # for the source's `last_error`
     close_reason: str | None = None  # Scrapy's: "finished" unless stopped (signal, time limit)
     start_failed: bool = False  # the source's own URL could not be fetched at all

@@ -30,3 +30,4 @@ class PostItem(scrapy.Item):
     position = scrapy.Field()  # 1-based place in its thread (forum replies) -> Post.position
     context_match = scrapy.Field()  # crawlers.matching.Match of the thread / post this one answers
     via = scrapy.Field()  # how the text was obtained: feed | article | selectors | fallback
+    captures = scrapy.Field()  # crawlers.evidence.Capture of each page the post came from (evidence)

@@ -6,6 +6,9 @@ crawl, kept out of the spiders so every source kind gets them.
   validators; a 304 reaches the spider, which then has nothing to do.
 - `CharsetRepairMiddleware` re-decodes HTML whose declared charset is wrong or missing
   (a GBK page served as UTF-8 is common on older government sites).
+- `CaptureMiddleware` attaches the raw capture of the page each item came from to the item
+  (`item["captures"]`, see `crawlers.evidence`), and adds the run's re-checks of known posts
+  after the spider's start requests.
 - `ParseErrorMiddleware` turns an exception in a spider callback into one clear message for the
   report (source, URL, what went wrong); the rest of the crawl goes on.
 - `describe_failure` words download failures the same way for the spiders' errbacks.
@@ -22,6 +25,7 @@ from scrapy.crawler import Crawler
 from scrapy import exceptions as sx
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import HtmlResponse, Request, Response
+from scrapy.spidermiddlewares.base import BaseSpiderMiddleware
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 from w3lib.encoding import html_body_declared_encoding, http_content_type_encoding, read_bom, resolve_encoding
@@ -147,6 +151,53 @@ class CharsetRepairMiddleware:
         if ctx is not None and declared:
             ctx.warn(response.url, f"declared charset {declared} does not decode the page; read it as {real}")
         return response.replace(encoding=real)
+
+
+class CaptureMiddleware(BaseSpiderMiddleware):
+    """Every item a callback yields gets the capture of the response it was parsed from; an
+    item riding on a request (a feed entry whose article is fetched next, `cb_kwargs["item"]`)
+    gets the capture of the page it was found on now, and the article's when it is yielded,
+    so an entry kept with the feed's text after the article failed still has its evidence."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        super().__init__(crawler)
+        self._last: tuple[Response, Any] | None = None
+
+    def _capture(self, response: Response) -> Any:
+        from crawlers.evidence import capture_of
+
+        if self._last is None or self._last[0] is not response:
+            self._last = (response, capture_of(response))
+        return self._last[1]
+
+    @staticmethod
+    def _attach(item: Any, capture: Any) -> None:
+        try:
+            caps = item.get("captures") or []
+            if all(c is not capture for c in caps):
+                item["captures"] = [*caps, capture]
+        except (KeyError, TypeError, AttributeError):
+            pass  # not a PostItem
+
+    def get_processed_item(self, item: Any, response: Response | None) -> Any:
+        if response is not None and hasattr(item, "fields") and "captures" in item.fields:
+            self._attach(item, self._capture(response))
+        return item
+
+    def get_processed_request(self, request: Request, response: Response | None) -> Request | None:
+        item = request.cb_kwargs.get("item") if response is not None else None
+        if item is not None and hasattr(item, "fields") and "captures" in item.fields:
+            self._attach(item, self._capture(response))  # type: ignore[arg-type]
+        return request
+
+    async def process_start(self, start: Any) -> Any:
+        async for o in start:
+            yield o
+        spider = self.crawler.spider
+        rechecks = getattr(spider, "recheck_requests", None)
+        if rechecks is not None:
+            for request in rechecks():
+                yield request
 
 
 class ParseErrorMiddleware:

@@ -6,9 +6,12 @@
    terms it matched (language-aware, `crawlers.matching`). A forum reply or a comment whose
    thread / post matched is kept with that match (spiders attach it as `context_match`): "I
    agree" under a rumour about the agency is part of the story.
-3. `InboxPipeline` commits the post to the durable inbox (in small batches) before Scrapy counts
-   it as scraped, so a post reported as enqueued is never lost; a document id already there is
-   a duplicate.
+3. `InboxPipeline` stores the raw captures of the batch's posts (`crawlers.evidence`:
+   compressed, content-addressed) and then commits the posts to the durable inbox (in small
+   batches) before Scrapy counts them as scraped, so a post reported as enqueued is never lost
+   and never lacks its evidence; a document id already there is a duplicate. The inbox folds
+   exact and near-duplicate texts into clusters (`yuqing.state.inbox`). At the end of the run
+   it records the re-checks: posts found gone get `disappeared_at` and are re-queued.
 
 Dropped posts (unmatched, duplicate, invalid) raise `DropItem` so Scrapy's own stats and signals
 see them, and are counted in the run context for the source's health figures.
@@ -125,6 +128,8 @@ class NormalisePipeline(_Stage):
             raise DropItem(f"invalid post: {reason}", log_level="DEBUG") from None
         if item.get("context_match") is not None:
             ctx.inherited[post.id] = item["context_match"]
+        if item.get("captures"):
+            ctx.captures[post.id] = [*ctx.captures.get(post.id, ()), *item["captures"]]
         return post
 
 
@@ -137,6 +142,7 @@ class MatchPipeline(_Stage):
         m = ctx.matcher.merge(m, ctx.inherited.pop(post.id, None))
         if m is None:
             ctx.counts["unmatched"] += 1
+            ctx.captures.pop(post.id, None)  # evidence is kept for matched posts only
             ctx.mark_seen(post.id)
             raise DropItem(f"matches no watchlist: {post.url}", log_level="DEBUG")
         ctx.counts["matched"] += 1
@@ -155,12 +161,16 @@ class InboxPipeline(_Stage):
         self.batch_size = max(1, int(ctx.source.options.get("inbox_batch", 50)))
         self.flush_after = float(ctx.source.options.get("inbox_flush", 0.1))
         self.pending: list[tuple[Post, asyncio.Future[Post]]] = []
+        self.batch_captures: dict[str, list[Any]] = {}
         self.timer: asyncio.TimerHandle | None = None
 
     async def process_item(self, post: Post) -> Post:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Post] = loop.create_future()
         self.pending.append((post, fut))
+        caps = self.ctx.captures.pop(post.id, None)
+        if caps:
+            self.batch_captures.setdefault(post.id, []).extend(caps)
         if len(self.pending) >= self.batch_size:
             self.flush()
         elif self.timer is None:
@@ -172,9 +182,17 @@ class InboxPipeline(_Stage):
             self.timer.cancel()
             self.timer = None
         batch, self.pending = self.pending, []
+        caps, self.batch_captures = self.batch_captures, {}
         if not batch:
             return
         ctx = self.ctx
+        if caps:
+            from crawlers.evidence import record
+
+            try:
+                record(ctx.engine, ctx.source.name, [(p, caps.get(p.id, ())) for p, _ in batch])
+            except Exception as e:  # noqa: BLE001 - the posts still go to the inbox
+                ctx.error(None, f"could not store the evidence of {len(batch)} posts: {type(e).__name__}: {e}")
         try:
             results = self.inbox.enqueue([p for p, _ in batch])
         except Exception as e:  # noqa: BLE001 - a database failure must not pass as "fetched"
@@ -199,3 +217,13 @@ class InboxPipeline(_Stage):
 
     def close_spider(self) -> None:
         self.flush()
+        ctx = self.ctx
+        if not (ctx.gone or ctx.still_there):
+            return
+        from crawlers.evidence import mark_checked, mark_disappeared
+
+        try:
+            mark_checked(ctx.engine, ctx.still_there)
+            ctx.counts["disappeared"] += len(mark_disappeared(ctx.engine, ctx.gone))
+        except Exception as e:  # noqa: BLE001 - reported; the next run checks again
+            ctx.error(None, f"could not record the re-checks: {type(e).__name__}: {e}")

@@ -58,6 +58,8 @@ class CrawlReport:
     invalid: int = 0
     skipped_seen: int = 0
     not_modified: int = 0
+    rechecked: int = 0
+    disappeared: int = 0
     pages: int = 0
     errors: int = 0
     messages: list[str] = field(default_factory=list)
@@ -80,6 +82,7 @@ class CrawlReport:
             f"fetched {self.fetched}, matched {self.matched}, enqueued {self.enqueued}, "
             f"duplicates {self.duplicates}, unmatched {self.unmatched}, skipped (seen) {self.skipped_seen}, "
             f"not modified {self.not_modified}, errors {self.errors}"
+            + (f", re-checked {self.rechecked}, disappeared {self.disappeared}" if self.rechecked else "")
         )
         return "\n".join([head, *("  " + m for m in self.messages)])
 

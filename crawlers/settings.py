@@ -59,6 +59,7 @@ DOWNLOADER_MIDDLEWARES = {
 }
 SPIDER_MIDDLEWARES = {
     "crawlers.middlewares.ParseErrorMiddleware": 45,
+    "crawlers.middlewares.CaptureMiddleware": 60,
 }
 ITEM_PIPELINES = {
     "crawlers.pipelines.NormalisePipeline": 100,

@@ -120,5 +120,8 @@ class Post(BaseModel):
     matched_terms: list[str] = Field(default_factory=list)
     # classification (filled by the worker)
     classification: Classification | None = None
+    # evidence (issue 5, additive): when a re-crawl found the post gone (its URL answered
+    # 404/410); the inbox re-queues the post with it set so the index learns it
+    disappeared_at: datetime | None = None
 
-    _norm_times = field_validator("published_at", "fetched_at")(lambda v: _utc(v))
+    _norm_times = field_validator("published_at", "fetched_at", "disappeared_at")(lambda v: _utc(v))

@@ -99,7 +99,9 @@ def detect_job(config_path: str) -> None:
 
 
 def retention_job(config_path: str) -> None:
-    """Delete posts past retention from the index and processed inbox rows."""
+    """Delete what is past retention: posts in the index, processed inbox rows, finished crawl
+    requests, evidence captures and near-duplicate signatures."""
+    from crawlers.evidence import purge as purge_evidence
     from index.base import Query
     from yuqing.privacy import retention_cutoff
     from yuqing.state.crawls import CrawlQueue
@@ -110,7 +112,8 @@ def retention_job(config_path: str) -> None:
     n = store.delete_by_query(Query(end=cutoff, size=0))
     m = Inbox(engine).purge_done(cutoff)
     CrawlQueue(engine).purge(cutoff)
-    log.info("retention: %d posts and %d inbox rows older than %s removed", n, m, cutoff.isoformat())
+    e = purge_evidence(settings, engine, cutoff)
+    log.info("retention: %d posts, %d inbox rows and %d captures older than %s removed", n, m, e, cutoff.isoformat())
 
 
 def build_scheduler(settings: Settings, config_path: str, engine: Any) -> BackgroundScheduler:

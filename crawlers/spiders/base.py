@@ -48,6 +48,48 @@ class SourceSpider(scrapy.Spider):
             meta={"conditional": self.options.get("conditional_get", True), "handle_httpstatus_list": [304]},
         )
 
+    # -- re-checks of known posts (evidence: a post that disappeared) ----------------------
+    def recheck_requests(self) -> list[Request]:
+        """Requests for the known posts due a re-check this run (`crawlers.evidence`); added
+        after the start requests by `CaptureMiddleware`. A failure here never fails the run."""
+        from crawlers.evidence import due_rechecks
+
+        try:
+            due = due_rechecks(self.ctx.engine, self.source.name, self.options)
+        except Exception as e:  # noqa: BLE001 - re-checks are a bonus, the crawl goes on
+            self.ctx.warn(None, f"could not read the posts to re-check: {type(e).__name__}: {e}")
+            return []
+        return [
+            Request(r.url, callback=self.recheck_done, errback=self.recheck_failed, dont_filter=True, priority=-10,
+                    cb_kwargs={"doc_id": r.doc_id}, meta={"handle_httpstatus_list": [404, 410], "recheck": True})
+            for r in due
+        ]
+
+    def recheck_done(self, response: Response, doc_id: str) -> None:
+        import re
+
+        from crawlers.evidence import GONE_STATUSES
+
+        ctx = self.ctx
+        ctx.counts["rechecked"] += 1
+        now = datetime.now(timezone.utc)
+        gone_text = self.options.get("gone_text")
+        gone = response.status in GONE_STATUSES
+        if not gone and gone_text:
+            try:
+                gone = re.search(str(gone_text), response.text) is not None
+            except (AttributeError, ValueError):  # not text
+                gone = False
+        if gone:
+            ctx.gone[doc_id] = now
+            ctx.info(response.url, f"the post is gone (HTTP {response.status}); recorded as disappeared")
+        else:
+            ctx.still_there[doc_id] = now
+
+    def recheck_failed(self, failure: Failure) -> None:
+        """Not an error of the source: the post is re-checked on a later run."""
+        self.ctx.warn(self._failed_url(failure), "re-check failed: " + describe_failure(failure, self._timeout()))
+
     def closed(self, reason: str) -> None:
         """Scrapy's close hook: "finished", or why the crawl stopped early ("shutdown", ...)."""
         self.ctx.close_reason = reason

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 from typing import Any
 
@@ -129,3 +129,29 @@ def test_inbox_batches_commit_before_items_complete(state_engine: sa.Engine) -> 
     assert [type(d).__name__ for d in done] == ["Post", "Post", "DropItem"]
     assert Inbox(state_engine).depth()["pending"] == 2
     assert (ctx.counts["enqueued"], ctx.counts["duplicates"]) == (2, 1)
+
+
+def test_reposts_with_small_edits_fold_and_their_captures_are_kept(state_engine: sa.Engine) -> None:
+    """A rumour copied with a repost prefix, a hashtag and an emoji at other URLs: one story whose
+    size counts every copy; each copy keeps the page it came from (on both state backends)."""
+    from crawlers import evidence
+    from crawlers.evidence import Capture
+
+    ctx = _ctx(state_engine)
+    rumour = "国家水资源管理局一直在隐瞒，临河水库大坝出现裂缝了！下游的人赶紧撤离，视频是今天早上拍的，大家快转发让更多人知道！"
+    copies = [rumour, "转发：" + rumour, rumour + " #临河水库# 😱", "RT @lh: " + rumour.replace("！", "!")]
+    now = datetime(2024, 12, 15, 2, 0, tzinfo=timezone.utc)
+    out = []
+    for i, text in enumerate(copies):
+        url = f"http://site{i}.example/p/{i}.html"
+        page = f"<html><body><p>{text}</p></body></html>".encode()
+        out.append(_run(ctx, _item(url=url, platform_id=None, text=text,
+                                   captures=[Capture(url, 200, "text/html", page, now, (url,))])))
+    assert [p.cluster_id for p in out] == [out[0].id] * 4
+    assert [p.cluster_size for p in out] == [1, 2, 3, 4] and ctx.counts["folded"] == 3
+    caps = evidence.captures(state_engine, out[1].id)
+    assert len(caps) == 1 and caps[0].body.decode() == f"<html><body><p>{copies[1]}</p></body></html>"
+    assert caps[0].url == "http://site1.example/p/1.html" and caps[0].captured_at == now
+    assert evidence.purge(ctx.settings, state_engine, now) == 0
+    assert evidence.purge(ctx.settings, state_engine, now + timedelta(seconds=1)) == 4
+    assert evidence.captures(state_engine, out[1].id) == []

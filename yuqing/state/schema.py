@@ -274,3 +274,79 @@ crawl_queue = sa.Table(
     ),
     sa.Index("ix_crawl_queue_status", "status", "id"),
 )
+
+# --- Crawl evidence and near-duplicate folding (migration 0006) --------------------------------
+
+# The size of a story cluster over all its texts: `clusters` maps each distinct text (exact hash)
+# to its cluster and counts copies of that text; near-duplicate texts (reposts with a prefix,
+# a hashtag, an edited word) map to the same cluster_id, and this row counts them all.
+cluster_sizes = sa.Table(
+    "cluster_sizes",
+    metadata,
+    sa.Column("cluster_id", sa.String(64), primary_key=True),
+    sa.Column("size", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("first_seen", UTCDateTime(), nullable=False),
+    sa.Column("last_seen", UTCDateTime(), nullable=False),
+)
+
+# MinHash signature of each distinct text that joined or started a cluster (64 x uint32), and
+# its LSH band buckets: a new text reads only the signatures sharing one of its 16 buckets.
+near_dup_signatures = sa.Table(
+    "near_dup_signatures",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("text_hash", sa.String(64), nullable=False),
+    sa.Column("cluster_id", sa.String(64), nullable=False),
+    sa.Column("signature", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_near_dup_signatures_created", "created_at"),
+)
+near_dup_buckets = sa.Table(
+    "near_dup_buckets",
+    metadata,
+    sa.Column("bucket", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("signature_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=False),
+)
+
+# Raw captures (HTML / JSON / XML bytes as served), compressed, content-addressed by the
+# SHA-256 of the raw bytes; one capture can back many posts (a thread page, an API page).
+evidence = sa.Table(
+    "evidence",
+    metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("codec", sa.String(8), nullable=False),  # zstd | zlib
+    sa.Column("size", sa.Integer, nullable=False),  # raw bytes
+    sa.Column("content_type", sa.String(200)),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# Which captures back which post (a feed entry and the article page it led to: two rows).
+post_evidence = sa.Table(
+    "post_evidence",
+    metadata,
+    sa.Column("doc_id", sa.String(64), primary_key=True),
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("url", sa.Text, nullable=False),  # the URL the capture was served at
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("captured_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_post_evidence_sha256", "sha256"),
+    sa.Index("ix_post_evidence_captured", "captured_at"),
+)
+
+# Every matched post a crawler saw, for re-checks: `direct` when its own URL was fetched (an
+# article page), so a later 404/410 there means the post is gone; `disappeared_at` then.
+crawled_posts = sa.Table(
+    "crawled_posts",
+    metadata,
+    sa.Column("doc_id", sa.String(64), primary_key=True),
+    sa.Column("source", sa.String(200), nullable=False),
+    sa.Column("url", sa.Text),
+    sa.Column("direct", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("first_seen", UTCDateTime(), nullable=False),
+    sa.Column("last_seen", UTCDateTime(), nullable=False),
+    sa.Column("checked_at", UTCDateTime()),
+    sa.Column("disappeared_at", UTCDateTime()),
+    sa.Index("ix_crawled_posts_source_check", "source", "disappeared_at", "checked_at"),
+    sa.Index("ix_crawled_posts_last_seen", "last_seen"),
+)
