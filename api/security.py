@@ -75,6 +75,9 @@ ACCESS: dict[tuple[str, str], Role | _Public] = {
     ("GET", f"{API}/posts"): Role.viewer,
     ("GET", f"{API}/posts/export"): Role.analyst,
     ("GET", f"{API}/posts/{{post_id}}"): Role.viewer,
+    # raw captures: the evidence file of a post (analysts; it can hold personal data)
+    ("GET", f"{API}/posts/{{post_id}}/evidence"): Role.analyst,
+    ("GET", f"{API}/posts/{{post_id}}/evidence/{{sha256}}"): Role.analyst,
     # stats
     ("GET", f"{API}/stats/volume"): Role.viewer,
     ("GET", f"{API}/stats/terms"): Role.viewer,

@@ -16,7 +16,7 @@ import anyio.to_thread
 import sqlalchemy as sa
 from fastapi import APIRouter, Body, HTTPException, Path, Request
 from fastapi import Query as Q
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from api import corrections as corr
@@ -215,6 +215,55 @@ async def get_post(post_id: Annotated[str, POST_ID], store: StoreDep, engine: En
     if ctx is None:
         raise HTTPException(404, f"no post with id {post_id}")
     return ctx
+
+
+# -- evidence --------------------------------------------------------------------------------
+
+
+class CaptureInfo(BaseModel):
+    """One raw capture of the page a post came from (the record survives the author deleting
+    it). The bytes are served by GET /posts/{post_id}/evidence/{sha256}."""
+
+    sha256: str
+    url: str
+    status: int
+    captured_at: datetime
+    content_type: str | None
+    size: int
+
+
+SHA256 = Path(pattern=r"^[0-9a-f]{64}$", description="the capture's SHA-256")
+
+
+@router.get("/{post_id}/evidence", response_model=list[CaptureInfo], summary="The raw captures kept for a post",
+            responses=problems(404, _404="no such post"))
+async def list_evidence(post_id: Annotated[str, POST_ID], store: StoreDep, engine: EngineDep) -> list[CaptureInfo]:
+    from crawlers.evidence import captures
+
+    found = await anyio.to_thread.run_sync(captures, engine, post_id)
+    if not found and await anyio.to_thread.run_sync(store.get, post_id) is None:
+        raise HTTPException(404, f"no post with id {post_id}")
+    return [CaptureInfo(sha256=c.sha256, url=c.url, status=c.status, captured_at=c.captured_at,
+                        content_type=c.content_type, size=c.size) for c in found]
+
+
+@router.get("/{post_id}/evidence/{sha256}", summary="One raw capture, as served, for download",
+            response_class=Response, responses=problems(404, _404="no such capture for this post"))
+async def get_evidence(post_id: Annotated[str, POST_ID], sha256: Annotated[str, SHA256], engine: EngineDep) -> Response:
+    """The bytes are hostile public content: sent as a download, never rendered by the
+    console's origin (octet-stream, attachment, a sandboxing CSP, nosniff)."""
+    from crawlers.evidence import captures
+
+    found = [c for c in await anyio.to_thread.run_sync(captures, engine, post_id) if c.sha256 == sha256]
+    if not found:
+        raise HTTPException(404, f"no capture {sha256} for post {post_id}")
+    ext = "json" if (found[0].content_type or "").startswith("application/json") else "html"
+    return Response(
+        found[0].body,
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{post_id}-{sha256[:12]}.{ext}"',
+                 "Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"},
+    )
 
 
 # -- corrections -------------------------------------------------------------------------------

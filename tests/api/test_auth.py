@@ -19,7 +19,7 @@ from .conftest import World
 
 # values for path parameters when a route is called generically
 PATH_VALUES = {"alert_id": "999999", "post_id": "p0000", "path": "console.css", "search_id": "999999",
-               "token_id": "999999"}
+               "token_id": "999999", "sha256": "0" * 64}
 
 
 def concrete(path: str) -> str:
