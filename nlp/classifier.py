@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from nlp.encoding import encode, length_buckets, pad
@@ -97,6 +98,12 @@ class Classifier:
             self.autocast_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         self.ort = _onnx_session(loaded, device, backend)
         self.backend = "onnx" if self.ort is not None else "torch"
+        # the default model's n-gram blend (nlp.hybrid), when the manifest declares one
+        self.hybrid = None
+        if getattr(self.manifest, "hybrid", None):
+            from nlp.hybrid import Hybrid
+
+            self.hybrid = Hybrid.load(loaded.path, set(self.manifest.files))
         th = self.manifest.heads.topics
         self.topic_matcher = (TopicMatcher(topics, self._embed_texts, th.threshold, th.slope, th.encoder_weight)
                               if topics else None)
@@ -173,16 +180,22 @@ class Classifier:
         feats = [rumor_features(**it.context()) for it in items]
         out = self._forward(ids, feats)
         topics = self.topic_matcher.match(texts, out["embedding"], TOPIC_FLOOR) if self.topic_matcher else None
+        langs = [_lang_code(it.lang) or (None if not texts[i] else detect(clean(it.text))) for i, it in enumerate(items)]
+        sent = out["sentiment"].double().numpy()
+        rum = out["rumor"].double().numpy()
+        if self.hybrid is not None:
+            sent = self.hybrid.sentiment(texts, langs, sent)
+            rum = self.hybrid.rumor(texts, [it.reposts for it in items], rum, np.asarray(feats, dtype=np.float64))
         preds = []
         for i, it in enumerate(items):
             empty = not texts[i]
-            lang = _lang_code(it.lang) or (None if empty else detect(clean(it.text)))
+            lang = langs[i]
             if empty:
                 scores = {"negative": 0.0, "neutral": 1.0, "positive": 0.0}
             else:
-                scores = {lab: round(float(p), 6) for lab, p in zip(SENTIMENTS, out["sentiment"][i].tolist())}
+                scores = {lab: round(float(p), 6) for lab, p in zip(SENTIMENTS, sent[i].tolist())}
             label = max(SENTIMENTS, key=lambda k: scores[k])
-            r = float(out["rumor"][i])
+            r = float(rum[i])
             r = 0.5 if not math.isfinite(r) else min(max(r, 0.0), 1.0)
             preds.append(Prediction(
                 id=str(it.id),

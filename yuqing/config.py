@@ -499,7 +499,7 @@ class IndexConfig(_Strict):
 
 
 class NlpConfig(_Strict):
-    model: str = "bootstrap"
+    model: str = "default"
     batch_size: int = Field(default=32, ge=1, le=4096)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = Field(default=None, ge=1)

@@ -80,7 +80,7 @@ def test_relative_paths_resolve_against_the_config_file(tmp_path: Path) -> None:
     p = _write(tmp_path, "data_dir: ./d\nmodels_dir: m\n")
     s = load_settings(p)
     assert s.data_path == tmp_path / "d"
-    assert s.model_path == tmp_path / "m" / "bootstrap"
+    assert s.model_path == tmp_path / "m" / "default"
 
 
 def test_durations() -> None:

@@ -1,0 +1,64 @@
+"""The shipped default model (`models/default`): verified hybrid load, honest card, size budget."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nlp.classifier import Classifier, ClassifyInput
+from nlp.manifest import read_manifest
+
+from .conftest import ROOT
+
+DEFAULT = ROOT / "models" / "default"
+pytestmark = pytest.mark.skipif(not (DEFAULT / "manifest.json").exists(), reason="models/default not built yet")
+
+
+@pytest.fixture(scope="module")
+def clf() -> Classifier:
+    return Classifier.load(DEFAULT, device="cpu")
+
+
+def test_card_reports_every_figure_beside_the_reference() -> None:
+    m = read_manifest(DEFAULT)
+    assert m.bootstrap is False and m.name == "default" and m.hybrid["blend"] == "blend.json"
+    ev = m.evaluation
+    assert ev["measured_on"].startswith("the saved model directory") and ev["split"] == "dev"
+    for key in ("zh", "en", "ar", "ar_sarcasm"):
+        assert ev["sentiment"][key]["n"] > 300 and key in ev["reference"]["sentiment"]
+    for point in ("publish_time", "first_hour"):
+        r = ev["rumor"][point]
+        assert r["n"] == 334 and r["reliability"] and 0 <= r["ece"] <= 1
+    assert ev["reference"]["rumor"]["n"] == 334
+    readme = (DEFAULT / "README.md").read_text(encoding="utf-8")
+    assert f"**{ev['sentiment']['zh']['accuracy']}**" in readme and "n-gram reference" in readme
+    assert m.training["command"].startswith("python -m nlp.train_default")
+
+
+def test_weights_fit_the_budget_and_manifest_lists_every_file() -> None:
+    m = json.loads((DEFAULT / "manifest.json").read_text(encoding="utf-8"))
+    names = {p.name for p in DEFAULT.iterdir() if p.name != "manifest.json"}
+    assert set(m["files"]) == names
+    weights = sum((DEFAULT / n).stat().st_size for n in names if n.endswith(".safetensors"))
+    assert weights <= 25 * 1024 * 1024
+    assert not any(n.endswith((".pkl", ".pickle", ".joblib", ".bin")) for n in names)
+
+
+def test_real_blended_answers(clf: Classifier) -> None:
+    assert clf.hybrid is not None
+    items = [
+        ClassifyInput(id="zh-pos", text="酒店环境很好，服务热情，下次还会再来"),
+        ClassifyInput(id="zh-neg", text="太差了，房间又脏又吵，再也不会来了"),
+        ClassifyInput(id="en-pos", text="I love this, what a wonderful day with friends!"),
+        ClassifyInput(id="en-neg", text="This is the worst service ever, I hate waiting for hours"),
+        ClassifyInput(id="ar", text="الخدمة سيئة جدا ولا أحد يرد على الشكاوى"),
+        ClassifyInput(id="rumor", text="紧急扩散！某医院出现不明病毒，已经死了好几个人，转发救人！", time=1400000000,
+                      user={"verified": False, "followers": 50}),
+    ]
+    p = {x.id: x.classification for x in clf.predict(items)}
+    neg = lambda k: p[k].sentiment_scores["negative"]  # noqa: E731
+    assert neg("zh-neg") > neg("zh-pos") and neg("en-neg") > neg("en-pos")
+    assert p["en-pos"].sentiment == "positive" and p["en-neg"].sentiment == "negative"
+    assert all(0.0 <= c.rumor <= 1.0 and abs(sum(c.sentiment_scores.values()) - 1) < 1e-4 for c in p.values())
+    assert p["rumor"].model == f"default@{read_manifest(DEFAULT).version}"

@@ -1,0 +1,178 @@
+"""The hybrid (encoder + n-gram) model directory of `nlp.train_default`: built, verified, blended."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from nlp.classifier import Classifier, ClassifyInput
+from nlp.errors import ModelError
+from nlp.hybrid import BLEND, Hybrid, _sigmoid
+from nlp.manifest import MANIFEST, read_manifest, sha256_file, write_manifest
+from nlp.ngram import Block, Featurizer, NgramModel, fit_ngram
+
+
+@pytest.fixture(scope="session")
+def hybrid_build(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, tiny_model_dir: Path) -> dict[str, Any]:
+    from nlp.train_default import build
+
+    out = tmp_path_factory.mktemp("models") / "hyb"
+    ev = build(shared_data, out, encoder=tiny_model_dir, minutes=0, threads=1, seed=21, version="0.0.1",
+               command="python -m nlp.train_default (test)", log=lambda s: None, bits=12)
+    return {"dir": out, "evaluation": ev}
+
+
+@pytest.fixture(scope="session")
+def hybrid_dir(hybrid_build: dict[str, Any]) -> Path:
+    return hybrid_build["dir"]
+
+
+@pytest.fixture
+def hybrid_copy(hybrid_dir: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / "hyb"
+    shutil.copytree(hybrid_dir, dst)
+    return dst
+
+
+NGRAM_FILES = [f"ngram_{n}.{ext}" for n in ("sentiment_zh", "sentiment_en", "sentiment_ar", "rumor_text", "rumor_reposts")
+               for ext in ("json", "safetensors")]
+
+
+def test_hybrid_directory_loads_and_checksums_cover_the_ngram_files(hybrid_dir: Path) -> None:
+    m = read_manifest(hybrid_dir)
+    assert m.model_id == "hyb@0.0.1" and m.hybrid["blend"] == BLEND
+    names = {p.name for p in hybrid_dir.iterdir()}
+    assert set(NGRAM_FILES) | {BLEND, "model.safetensors", "tokenizer.json", "config.json", "README.md"} <= names
+    assert set(m.files) == names - {MANIFEST}
+    for rel, digest in m.files.items():
+        assert sha256_file(hybrid_dir / rel) == digest
+    assert not any(n.endswith((".pkl", ".pickle", ".joblib")) for n in names)
+    clf = Classifier.load(hybrid_dir, device="cpu")
+    assert clf.hybrid is not None and set(clf.hybrid.files()) == set(NGRAM_FILES) | {BLEND}
+
+
+def test_tampered_ngram_file_is_rejected(hybrid_copy: Path) -> None:
+    f = hybrid_copy / "ngram_sentiment_en.safetensors"
+    data = bytearray(f.read_bytes())
+    data[-3] ^= 0xFF
+    f.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match=r"ngram_sentiment_en\.safetensors: sha256 .* does not match"):
+        Classifier.load(hybrid_copy, device="cpu")
+
+
+def test_tampered_blend_is_rejected(hybrid_copy: Path) -> None:
+    f = hybrid_copy / BLEND
+    f.write_text(f.read_text().replace('"coef"', '"coef" ', 1))
+    with pytest.raises(ModelError, match=r"blend\.json: sha256"):
+        Classifier.load(hybrid_copy, device="cpu")
+
+
+def test_unlisted_ngram_file_is_never_loaded(hybrid_copy: Path) -> None:
+    m = read_manifest(hybrid_copy)
+    files = dict(m.files)
+    del files["ngram_rumor_reposts.safetensors"]
+    path = hybrid_copy / MANIFEST
+    data = json.loads(path.read_text())
+    data["files"] = files
+    path.write_text(json.dumps(data))
+    with pytest.raises(ModelError, match=r"does not list ngram_rumor_reposts\.safetensors"):
+        Classifier.load(hybrid_copy, device="cpu")
+
+
+def test_malformed_ngram_weights_are_a_clear_error(hybrid_copy: Path) -> None:
+    cfg = json.loads((hybrid_copy / "ngram_sentiment_ar.json").read_text())
+    cfg["blocks"][0]["n_features"] *= 2  # shapes no longer match the weights
+    (hybrid_copy / "ngram_sentiment_ar.json").write_text(json.dumps(cfg))
+    write_manifest(hybrid_copy, read_manifest(hybrid_copy))  # re-signed by hand
+    with pytest.raises(ModelError, match=r"ngram_sentiment_ar\.safetensors: weight shapes"):
+        Classifier.load(hybrid_copy, device="cpu")
+
+
+def test_classify_uses_the_blend(hybrid_dir: Path, tiny_model_dir: Path) -> None:
+    items = [ClassifyInput(id="en", text="good great love the city today", lang="en"),
+             ClassifyInput(id="ar", text="سيء فظيع في المدينة", lang="ar"),
+             ClassifyInput(id="zh", text="很好满意酒店房间今天", lang="zh"),
+             ClassifyInput(id="fr", text="une phrase en français", lang="fr"),
+             ClassifyInput(id="r", text="紧急扩散内部消息市民医院", lang="zh", time=1_400_000_000,
+                           user={"verified": False, "followers": 10},
+                           reposts=[{"date": "2014-05-14 01:00:00", "text": "谣言吧", "uid": "1"}], reposts_count=1)]
+    hyb = Classifier.load(hybrid_dir, device="cpu")
+    enc = Classifier.load(tiny_model_dir, device="cpu")
+    ph = {p.id: p.classification for p in hyb.predict(items)}
+    pe = {p.id: p.classification for p in enc.predict(items)}
+    # the same encoder outputs, passed through the stored blend, give the hybrid's answer
+    from nlp.normalize import normalize
+    from nlp.rumor_features import features
+
+    texts = [normalize(it.text) for it in items]
+    p_enc = np.array([[pe[it.id].sentiment_scores[k] for k in ("negative", "neutral", "positive")] for it in items])
+    want = hyb.hybrid.sentiment(texts, [it.lang for it in items], p_enc)
+    for i, it in enumerate(items):
+        got = [ph[it.id].sentiment_scores[k] for k in ("negative", "neutral", "positive")]
+        assert np.allclose(got, want[i], atol=1e-4), it.id
+        assert abs(sum(got) - 1) < 1e-4
+    assert ph["en"].sentiment_scores != pe["en"].sentiment_scores  # blended
+    assert ph["fr"].sentiment_scores == pe["fr"].sentiment_scores  # no n-gram model for fr: encoder alone
+    # two-class zh: the neutral share stays the encoder's
+    assert abs(ph["zh"].sentiment_scores["neutral"] - pe["zh"].sentiment_scores["neutral"]) < 1e-4
+    r_enc = np.array([pe[it.id].rumor for it in items])
+    feats = np.array([features(**it.context()) for it in items])
+    want_r = hyb.hybrid.rumor(texts, [it.reposts for it in items], r_enc, feats)
+    assert np.allclose([ph[it.id].rumor for it in items], want_r, atol=1e-4)
+    assert all(c.model == "hyb@0.0.1" for c in ph.values())
+
+
+def test_calibrated_scores_stay_in_range_and_keep_the_order(hybrid_dir: Path) -> None:
+    h = Hybrid.load(hybrid_dir, set(read_manifest(hybrid_dir).files))
+    rng = np.random.default_rng(0)
+    n = 200
+    texts = ["紧急扩散" * int(k % 5) + "市民" for k in range(n)]
+    enc = rng.uniform(0, 1, n)
+    enc[:3] = [0.0, 1.0, 0.5]  # extremes must not give NaN or leave [0, 1]
+    feats = rng.uniform(0, 1, (n, 16))
+    p = h.rumor(texts, [None] * n, enc, feats)
+    assert np.isfinite(p).all() and (p >= 0).all() and (p <= 1).all()
+    # the calibration is a monotone map of the stacker's score: ordering is preserved
+    from nlp.hybrid import rumor_inputs
+
+    score = h.rumor_stack(rumor_inputs(enc, h.rumor_text.decision(texts), np.zeros(n), np.zeros(n), feats))[:, 0]
+    order = np.argsort(score, kind="stable")
+    assert (np.diff(p[order]) >= -1e-12).all()
+    assert np.allclose(p, _sigmoid(score))
+    # sentiment: probabilities in [0, 1] that sum to 1, whatever the encoder says
+    p_enc = rng.dirichlet([1, 1, 1], n)
+    p_enc[0] = [1.0, 0.0, 0.0]
+    for lang in ("en", "ar", "zh"):
+        s = h.sentiment(["good bad 很好 سيء"] * n, [lang] * n, p_enc)
+        assert np.isfinite(s).all() and (s >= 0).all() and (s <= 1).all() and np.allclose(s.sum(1), 1)
+
+
+def test_card_reports_the_reference_beside_every_figure(hybrid_build: dict[str, Any]) -> None:
+    d = hybrid_build["dir"]
+    m = read_manifest(d)
+    ev = m.evaluation
+    ref = ev["reference"]
+    assert set(ref["sentiment"]) == {"zh", "en", "ar", "ar_sarcasm"} and ref["rumor"]["auc"] is not None
+    assert set(ev["rumor"]) == {"publish_time", "first_hour", "text_only"}
+    readme = (d / "README.md").read_text(encoding="utf-8")
+    for key in ("zh", "en", "ar", "ar_sarcasm"):
+        assert f"| {key} |" in readme
+    assert "reference" in readme and m.training["command"] in readme
+    assert "reliability" in readme.lower() and "ECE" in readme
+
+
+def test_ngram_model_round_trip(tmp_path: Path) -> None:
+    texts = ["good day", "bad day", "good good", "bad bad", "fine day", "ok"]
+    labels = ["positive", "negative", "positive", "negative", "neutral", "neutral"]
+    m = fit_ngram("t", texts, labels, ["negative", "neutral", "positive"], [Block("char", 1, 3, 1 << 10),
+                                                                           Block("word", 1, 1, 1 << 8)], C=1.0)
+    m.save(tmp_path)
+    back = NgramModel.load(tmp_path, "t")
+    assert back.classes == m.classes and isinstance(back.featurizer, Featurizer)
+    assert np.allclose(back.decision(texts), m.decision(texts), atol=1e-2)  # float16 storage
+    assert back.decision(texts).argmax(1).tolist() == m.decision(texts).argmax(1).tolist()
