@@ -2,7 +2,9 @@
 
 Configuration (`SourceConfig`):
 
-- `url`: the first listing page; `max_pages`: how many listing pages to follow at most.
+- `url`: the first listing page, or a sitemap (`<urlset>` or `<sitemapindex>`, plain or gzip;
+  recognised by its content) whose `<loc>` entries are the article pages; `max_pages`: how many
+  listing pages (or nested sitemaps) to follow at most.
 - `selectors` (CSS, all optional):
   - `link`: the article links on a listing page (an `<a>` or a region containing them); without
     it, every same-site link matching `options.link_pattern` (a regex) is followed;
@@ -105,7 +107,39 @@ class HtmlSpider(SourceSpider):
         if self.not_modified(response):
             self.ctx.counts["pages"] += 1
             return
+        if _sitemap_body(response) is not None:
+            yield from self.parse_sitemap(response, page=1)
+            return
         yield from self.parse_listing(response, page=1)
+
+    def parse_sitemap(self, response: Response, page: int = 1) -> Iterator[Any]:
+        """A sitemap index leads to more sitemaps, a urlset to article pages (Scrapy's own
+        sitemap parser; seen documents are skipped as on a listing page)."""
+        from scrapy.utils.sitemap import Sitemap
+
+        self.ctx.counts["pages"] += 1
+        body = _sitemap_body(response)
+        if body is None:
+            self.ctx.error(response.url, "expected a sitemap (<urlset> or <sitemapindex>), got something else")
+            return
+        try:
+            sitemap = Sitemap(body)
+        except Exception as e:  # noqa: BLE001 - lxml's errors for broken XML vary
+            self.ctx.error(response.url, f"unreadable sitemap: {type(e).__name__}: {e}")
+            return
+        locs = [entry["loc"] for entry in sitemap if entry.get("loc")]
+        if not locs:  # lxml recovers from truncated XML: say so rather than crawl nothing quietly
+            self.ctx.warn(response.url, f"the sitemap ({sitemap.type or 'unknown type'}) lists no pages")
+            return
+        if sitemap.type == "sitemapindex":
+            for loc in locs[: max(self.source.max_pages - page, 0)]:
+                yield Request(response.urljoin(loc), callback=self.parse_sitemap, errback=self.page_failed,
+                              cb_kwargs={"page": page + 1})
+            return
+        for loc in locs:
+            req = self._article_request(response.urljoin(loc))
+            if req is not None:
+                yield req
 
     def parse_listing(self, response: Response, page: int = 1) -> Iterator[Any]:
         ctx = self.ctx
@@ -115,22 +149,28 @@ class HtmlSpider(SourceSpider):
             yield from self.inline_posts(response)
         if not sel.get("item") or sel.get("link"):
             for url in self.article_links(response):
-                did = doc_id(url=url)
-                if ctx.seen(did):
-                    ctx.counts["skipped_seen"] += 1
-                    continue
-                if did in self._requested:
-                    continue  # linked from several listing pages
-                self._requested.add(did)
-                # dont_filter: deduplicated above by doc id; a redirect loop must reach the
-                # errback instead of being dropped silently by Scrapy's duplicate filter
-                yield Request(url, callback=self.parse_article, errback=self.page_failed, dont_filter=True)
+                req = self._article_request(url)
+                if req is not None:
+                    yield req
         if page < self.source.max_pages:
             nxt = self.next_page(response)
             if nxt:
                 yield Request(
                     nxt, callback=self.parse_listing, errback=self.page_failed, cb_kwargs={"page": page + 1}
                 )
+
+    def _article_request(self, url: str) -> Request | None:
+        """A request for an article page, unless an earlier run or this one already has it."""
+        did = doc_id(url=url)
+        if self.ctx.seen(did):
+            self.ctx.counts["skipped_seen"] += 1
+            return None
+        if did in self._requested:
+            return None  # linked from several listing pages
+        self._requested.add(did)
+        # dont_filter: deduplicated above by doc id; a redirect loop must reach the errback
+        # instead of being dropped silently by Scrapy's duplicate filter
+        return Request(url, callback=self.parse_article, errback=self.page_failed, dont_filter=True)
 
     def article_links(self, response: Response) -> list[str]:
         sel = self.source.selectors
@@ -196,3 +236,17 @@ class HtmlSpider(SourceSpider):
                 position=pos,
                 via="selectors",
             )
+
+
+def _sitemap_body(response: Response) -> bytes | None:
+    """The XML of a sitemap response (gunzipped), or None when it is not a sitemap."""
+    body = response.body
+    if body[:2] == b"\x1f\x8b":
+        from scrapy.utils.gz import gunzip
+
+        try:
+            body = gunzip(body, max_size=64 * 1024 * 1024)
+        except Exception:  # noqa: BLE001 - a corrupt archive is simply not a sitemap
+            return None
+    head = body[:2048].lower()
+    return body if (b"<urlset" in head or b"<sitemapindex" in head) else None

@@ -14,6 +14,8 @@ lets a test change a page between crawls.
 
 from __future__ import annotations
 
+import gzip
+
 import hashlib
 import socket
 import threading
@@ -394,6 +396,16 @@ class FixtureSite:
     def _build(self) -> None:
         b, P = self.base, self.pages
         P["/robots.txt"] = Page(b"User-agent: *\nDisallow: /private/\n", "text/plain", validators=False)
+        # a sitemap index -> a gzipped urlset -> the news articles (no listing page involved)
+        P["/sitemap.xml"] = Page(
+            (f'<?xml version="1.0" encoding="UTF-8"?><sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+             f"<sitemap><loc>{b}/sitemaps/news.xml.gz</loc></sitemap></sitemapindex>").encode(),
+            "application/xml", validators=False)
+        P["/sitemaps/news.xml.gz"] = Page(gzip.compress(
+            ('<?xml version="1.0" encoding="UTF-8"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+             + "".join(f"<url><loc>{b}/news/{a}.html</loc><lastmod>2019-08-07</lastmod></url>" for a in ("a1", "a2", "a3"))
+             + "</urlset>").encode()), "application/x-gzip", validators=False)
+        P["/sitemaps/broken.xml"] = Page(b'<?xml version="1.0"?><urlset><url><loc>', "application/xml", validators=False)
         self.set_en_feed(list(EN_FEED_ITEMS))
         P["/en/articles/dam-statement.html"] = Page(_html("Dam", EN_FULL_TEXT, lang="en").encode())
         P["/en/articles/football.html"] = Page(_html("Football", "<p>football</p>", lang="en").encode())

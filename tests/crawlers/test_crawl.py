@@ -196,6 +196,22 @@ def test_html_listing_with_selectors_and_pagination(world: World) -> None:
     assert world.site.requested("/news/list2.html") == [200]
 
 
+def test_sitemap_index_to_gzipped_urlset_to_articles(world: World) -> None:
+    before = {p: len(world.site.requested(p)) for p in ("/news/a1.html", "/news/a2.html", "/news/a3.html")}
+    r = world.crawled("news-sitemap")
+    # the same articles as the listing source: matched again, and folded as duplicates if it ran first
+    assert r.ok and (r.fetched, r.matched, r.unmatched) == (3, 2, 1), r.summary()
+    assert r.enqueued + r.duplicates == 2, r.summary()
+    assert world.site.requested("/sitemaps/news.xml.gz") == [200]
+    assert all(len(world.site.requested(p)) == n + 1 for p, n in before.items())  # each article once
+    again = world.crawl("news-sitemap")  # a second run: the sitemap again, no article page again
+    assert again.ok and again.enqueued == 0 and again.skipped_seen == 3, again.summary()
+    assert all(len(world.site.requested(p)) == n + 1 for p, n in before.items())
+    broken = world.crawled("broken-sitemap")
+    assert broken.enqueued == 0 and broken.exit_code == 0
+    assert any("sitemap" in m for m in broken.messages), broken.messages
+
+
 def test_html_without_selectors_uses_trafilatura(world: World) -> None:
     r = world.crawled("blog")
     assert r.ok and (r.enqueued, r.unmatched) == (1, 1)
