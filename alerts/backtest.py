@@ -19,6 +19,25 @@ or resolutions):
 `score` is -log10 of the tail probability (higher = more anomalous). Exit status 0; 2 for a
 usage or data error (the message says which line and what was expected).
 
+Officer verdicts (issue 6: "the backtest reports them"): with `--verdicts SOURCE` the backtest
+also says how many of the alerts it raised fall on a time an officer marked a false positive or
+inside a snooze. SOURCE is `state` (the recorded verdicts in the configuration's state database,
+`AlertStore.verdicts`, optionally of one `--watchlist`) or a JSONL file, one span per line:
+
+    {"kind": "false_positive", "start": "2025-03-03T01:00:00Z", "end": "2025-03-03T02:00:00Z"}
+    {"kind": "snooze", "start": "2025-03-03T02:00:00Z", "end": "2025-03-04T02:00:00Z"}
+
+A recorded false positive covers its alert from one window before it opened until the officer
+resolved it; a recorded snooze runs from that resolution to `snooze_until`. Naive times (the
+CSV's, a JSONL line's) are read in the configuration's `timezone`. The report is one JSON line
+on **stderr**, after the alerts:
+
+    {"verdicts": {"false_positives": 2, "snoozes": 1}, "raised": 9, "on_false_positive": 1,
+     "in_snooze": 2, "flagged": [{"timestamp": "...", "false_positive": true, "snooze": false}]}
+
+stdout stays exactly one JSON line per alert raised (the benchmark contract), with or without
+`--verdicts`; without it nothing is read from the state database.
+
 Thresholds come from the configuration's `alerts` section (`--config`, else `$YUQING_CONFIG`
 or `./config.yaml`, else the defaults) with `interval` replaced by the series' interval. A
 series has no sentiment, so negative counts are zero and rules that need a negative share
@@ -36,6 +55,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
+from zoneinfo import ZoneInfo
 
 from alerts.detector import back_to_baseline, baseline_len, detect, level_rank, window_len
 from alerts.service import ActiveView, ResolvedView, decide
@@ -179,15 +199,89 @@ def run_backtest(counts: Sequence[int], cfg: AlertsConfig, step: timedelta) -> l
     return raised
 
 
+@dataclass(frozen=True)
+class Span:
+    """A time an officer's verdict covers: `kind` is "false_positive" or "snooze"."""
+
+    kind: str
+    start: datetime
+    end: datetime
+
+    def covers(self, t: datetime) -> bool:
+        return self.start <= t <= self.end
+
+
+def _aware(t: datetime, tz: ZoneInfo) -> datetime:
+    return t.replace(tzinfo=tz) if t.tzinfo is None else t
+
+
+def read_verdicts(path: Path, tz: ZoneInfo) -> list[Span]:
+    """Spans from a JSONL file (see the module docstring)."""
+    spans: list[Span] = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise SeriesError(f"{path}: cannot read: {e.strerror}") from None
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+            kind = d["kind"]
+            start = _aware(datetime.fromisoformat(str(d["start"])), tz)
+            end = _aware(datetime.fromisoformat(str(d["end"])), tz)
+        except (ValueError, KeyError, TypeError) as e:
+            raise SeriesError(f"{path}:{n}: expected {{\"kind\", \"start\", \"end\"}} with ISO 8601 times ({type(e).__name__}: {e})") from None
+        if kind not in ("false_positive", "snooze"):
+            raise SeriesError(f"{path}:{n}: kind must be false_positive or snooze, got {kind!r}")
+        if end < start:
+            raise SeriesError(f"{path}:{n}: end is before start")
+        spans.append(Span(kind, start, end))
+    return spans
+
+
+def spans_from_state(verdicts: Sequence[dict[str, Any]], window: timedelta) -> list[Span]:
+    """Spans from `AlertStore.verdicts` rows."""
+    spans: list[Span] = []
+    for v in verdicts:
+        opened = datetime.fromisoformat(v["opened_at"])
+        at = datetime.fromisoformat(v["at"])
+        if v["false_positive"]:
+            spans.append(Span("false_positive", opened - window, at))
+        if v["snooze_until"]:
+            spans.append(Span("snooze", at, datetime.fromisoformat(v["snooze_until"])))
+    return spans
+
+
+def verdict_report(raised: Sequence[tuple[str, datetime]], spans: Sequence[Span]) -> dict[str, Any]:
+    """How many raised alerts (CSV timestamp, aware time) fall on a false positive / in a snooze."""
+    flagged = []
+    fp_n = sn_n = 0
+    for stamp, t in raised:
+        fp = any(s.kind == "false_positive" and s.covers(t) for s in spans)
+        sn = any(s.kind == "snooze" and s.covers(t) for s in spans)
+        fp_n += fp
+        sn_n += sn
+        if fp or sn:
+            flagged.append({"timestamp": stamp, "false_positive": fp, "snooze": sn})
+    return {
+        "verdicts": {"false_positives": sum(s.kind == "false_positive" for s in spans), "snoozes": sum(s.kind == "snooze" for s in spans)},
+        "raised": len(raised), "on_false_positive": fp_n, "in_snooze": sn_n, "flagged": flagged,
+    }
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="yuqing alerts backtest", description="Replay a count series through the alert detector.")
     p.add_argument("--series", required=True, type=Path, help="CSV with 'timestamp,value' rows (counts per interval)")
     p.add_argument("--interval", help="interval of the series, e.g. 5m (inferred when not given)")
     p.add_argument("--config", help="configuration file whose 'alerts' section sets the thresholds")
+    p.add_argument("--verdicts", help="'state' (officer verdicts recorded in the state database) or a JSONL file of spans; "
+                   "reports on stderr how many raised alerts fall on a false positive or in a snooze")
+    p.add_argument("--watchlist", help="with --verdicts state: only this watchlist's verdicts")
     return p
 
 
-def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out = out or sys.stdout
     try:
         args = _parser().parse_args(argv)
@@ -205,13 +299,36 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         except ValueError as e:
             raise ConfigError(f"alerts settings do not fit a series with interval {step}: {e}") from None
         rows, counts = regularise(times, values, step)
+        tz = ZoneInfo(settings.timezone)
+        spans: list[Span] | None = None
+        if args.verdicts == "state":
+            from alerts.store import AlertStore
+            from yuqing.state.db import connect
+
+            url = settings.state_url
+            if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+                raise ConfigError(f"--verdicts state: no state database at {url.removeprefix('sqlite:///')}")
+            engine = connect(url)
+            try:
+                spans = spans_from_state(AlertStore(engine).verdicts(watchlist=args.watchlist), cfg.window)
+            finally:
+                engine.dispose()
+        elif args.verdicts is not None:
+            spans = read_verdicts(Path(args.verdicts), tz)
     except (SeriesError, ConfigError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:  # noqa: BLE001 - the state database cannot be read: say so, exit 2
+        print(f"error: cannot read verdicts from the state database: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+    reported: list[tuple[str, datetime]] = []
     for slot, level, score, rule in run_backtest(counts, cfg, step):
         row = rows[slot]
         stamp = raw[row] if row is not None else (times[0] + slot * step).isoformat(sep=" ")
         print(Raised(slot, stamp, level, score, rule).as_json(), file=out)
+        reported.append((stamp, _aware(times[row] if row is not None else times[0] + slot * step, tz)))
+    if spans is not None:
+        print(json.dumps(verdict_report(reported, spans)), file=err or sys.stderr)
     return 0
 
 

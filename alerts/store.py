@@ -9,6 +9,8 @@
     store.events_since(last_event_id, limit=100) -> list[dict]
     store.mark_claim(alert_id, actor, post_id, verdict) -> dict     # verdict: false|true|unverified
     store.mark_published(alert_id, actor, url, at=None) -> dict     # a statement went out
+    store.verdicts(watchlist=None, since=None) -> list[dict]        # false positives and snoozes
+    store.verdict_counts(watchlist=None, since=None) -> dict[str, dict[str, int]]
     AlertStore(engine, clock, config=settings.alerts)             # config: countdown rules
 
 Shapes: every alert dict is `alerts.models.Alert.model_dump(mode="json")` and every event dict
@@ -29,6 +31,12 @@ strings), so the API returns them and the SSE stream sends them as they are.
   30 days) keeps a known story from re-alerting at the same or a lower level until then. Resolving a
   resolved alert is a no-op. An officer-resolved alert is not reopened by the detector during
   the cool-down (an auto-resolved one is: the incident came back).
+- `verdicts`: every officer resolution that marked the alert a false positive or snoozed it,
+  oldest first: `{"alert_id", "key", "watchlist", "level", "opened_at", "at" (when the officer
+  resolved it), "actor", "reason", "false_positive": bool, "snooze_until": ISO or None}`.
+  `since` (aware) keeps verdicts given at or after it; `watchlist` keeps one watchlist's.
+  `verdict_counts`: the same, counted per watchlist — `{"water": {"false_positives": 2,
+  "snoozes": 1}}` (one resolution can be both); the backtest (`--verdicts state`) reads these.
 - `add_note`: a free-text note on the thread; returns the event. Allowed in every state.
 - `mark_claim`: an officer's verdict on a circulating claim (a post of the alert's evidence,
   usually a rumour candidate): `false`, `true` or back to `unverified`. Draft statements call a
@@ -199,6 +207,41 @@ class AlertStore:
         q = q.order_by(alerts.c.updated_at.desc(), alerts.c.id.desc()).limit(limit)
         with self.engine.connect() as conn:
             return [row_to_alert(r, with_evidence=False) for r in conn.execute(q)]
+
+    def verdicts(self, watchlist: str | None = None, since: datetime | None = None) -> list[dict[str, Any]]:
+        if since is not None and since.tzinfo is None:
+            raise ValueError("since must carry a time zone")
+        q = (
+            sa.select(alert_events, alerts.c.key, alerts.c.watchlist, alerts.c.level, alerts.c.opened_at)
+            .join(alerts, alerts.c.id == alert_events.c.alert_id)
+            .where(alert_events.c.kind == "resolved", alert_events.c.actor != DETECTOR)
+            .order_by(alert_events.c.at, alert_events.c.id)
+        )
+        if watchlist is not None:
+            q = q.where(alerts.c.watchlist == watchlist)
+        if since is not None:
+            q = q.where(alert_events.c.at >= since)
+        out: list[dict[str, Any]] = []
+        with self.engine.connect() as conn:
+            for r in conn.execute(q):
+                payload = _loads(r.payload) or {}
+                fp, snooze = bool(payload.get("false_positive")), payload.get("snooze_until")
+                if not fp and not snooze:
+                    continue
+                out.append({
+                    "alert_id": r.alert_id, "key": r.key, "watchlist": r.watchlist, "level": payload.get("level", r.level),
+                    "opened_at": iso(r.opened_at), "at": iso(r.at), "actor": r.actor, "reason": payload.get("reason"),
+                    "false_positive": fp, "snooze_until": snooze,
+                })
+        return out
+
+    def verdict_counts(self, watchlist: str | None = None, since: datetime | None = None) -> dict[str, dict[str, int]]:
+        counts: dict[str, dict[str, int]] = {}
+        for v in self.verdicts(watchlist, since):
+            c = counts.setdefault(v["watchlist"] or "", {"false_positives": 0, "snoozes": 0})
+            c["false_positives"] += v["false_positive"]
+            c["snoozes"] += v["snooze_until"] is not None
+        return counts
 
     def get(self, alert_id: int) -> dict[str, Any] | None:
         with self.engine.connect() as conn:

@@ -106,3 +106,36 @@ def test_interval_that_does_not_fit_the_config(tmp_path: Path, capsys: pytest.Ca
     csv = _write(tmp_path / "s.csv", np.full(50, 3))
     assert main(["--series", str(csv), "--interval", "1h", "--config", str(_cfg(tmp_path))]) == 2
     assert "interval 1:00:00" in capsys.readouterr().err
+
+
+def test_verdicts_report_on_stderr_and_stdout_unchanged(tmp_path: Path) -> None:
+    series = _write(tmp_path / "s.csv", _spiky())
+    plain, with_v, err = io.StringIO(), io.StringIO(), io.StringIO()
+    assert main(["--series", str(series)], out=plain) == 0
+    lines = [json.loads(x) for x in plain.getvalue().splitlines()]
+    assert lines
+    first = datetime.fromisoformat(lines[0]["timestamp"])
+    verdicts = tmp_path / "v.jsonl"
+    verdicts.write_text(
+        json.dumps({"kind": "false_positive", "start": str(first - timedelta(minutes=5)), "end": str(first + timedelta(minutes=5))}) + "\n"
+        + json.dumps({"kind": "snooze", "start": "2015-01-01T00:00:00Z", "end": "2015-01-02T00:00:00Z"}) + "\n",
+        encoding="utf-8",
+    )
+    assert main(["--series", str(series), "--verdicts", str(verdicts)], out=with_v, err=err) == 0
+    assert with_v.getvalue() == plain.getvalue()  # the benchmark contract holds
+    report = json.loads(err.getvalue())
+    assert report["verdicts"] == {"false_positives": 1, "snoozes": 1}
+    assert report["raised"] == len(lines) and report["on_false_positive"] == 1 and report["in_snooze"] == 0
+    assert report["flagged"] == [{"timestamp": lines[0]["timestamp"], "false_positive": True, "snooze": False}]
+
+
+def test_verdicts_file_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    series = _write(tmp_path / "s.csv", _spiky())
+    bad = tmp_path / "v.jsonl"
+    bad.write_text('{"kind": "maybe", "start": "2015-01-01", "end": "2015-01-02"}\n', encoding="utf-8")
+    assert main(["--series", str(series), "--verdicts", str(bad)], out=io.StringIO()) == 2
+    assert "v.jsonl:1: kind must be" in capsys.readouterr().err
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"data_dir: {tmp_path / 'nowhere'}\n", encoding="utf-8")
+    assert main(["--series", str(series), "--config", str(cfg), "--verdicts", "state"], out=io.StringIO()) == 2
+    assert "no state database" in capsys.readouterr().err

@@ -320,3 +320,39 @@ def test_snoozed_known_story_stays_quiet_until_the_snooze_ends(settings: Setting
     assert again.kind == "opened" and again.alert_id != first.alert_id
     with pytest.raises(ValueError, match="snooze"):
         store.resolve(again.alert_id, "li.wei", "x", snooze=timedelta(days=31))
+
+
+def test_a_spike_confined_to_one_topic_opens_that_topic_thread_only(index_store: Any, posts: Posts, state_engine: sa.Engine, tmp_path: Any) -> None:
+    from yuqing.config import TopicConfig, WatchlistConfig
+    from yuqing.records import Post, TopicScore
+
+    settings = Settings(
+        agency="City Water Authority", timezone="Asia/Shanghai", data_dir=str(tmp_path / "data"),
+        watchlists=[WatchlistConfig(name="water", terms=["自来水", "City Water"])],
+        topics=[TopicConfig(name="outage"), TopicConfig(name="billing")],
+        alerts=alerts_config(topics=["outage", "billing"]),
+    )
+
+    def tagged(ps: list[Post], topic: str) -> list[Post]:
+        return [p.model_copy(update={"classification": p.classification.model_copy(update={"topics": [TopicScore(topic=topic, score=0.9)]})}) for p in ps]
+
+    start = T0 - timedelta(hours=7)
+    posts.steady(start, T0 + timedelta(hours=1), M)  # 15 untopical posts per 15-min window
+    for topic, offset in (("outage", 20), ("billing", 40)):  # 3 per window in each topic
+        posts.add(tagged([posts.make(start + i * 5 * M + timedelta(seconds=offset), tag=topic[:2]) for i in range(8 * 12)], topic))
+    assert run_detection(settings, index_store, state_engine, T0) == []
+
+    # +1 outage post a minute: the outage topic goes 3 -> 18 (6x), the watchlist 21 -> 36 (< 2x)
+    burst = tagged([posts.make(T0 + m * M + timedelta(seconds=1), text="water outage in district five", tag="s") for m in range(15)], "outage")
+    posts.add(burst)
+    changes = run_detection(settings, index_store, state_engine, T0 + 15 * M)
+    assert [(c.kind, c.key, c.level) for c in changes] == [("opened", "water/topic:outage", "blue")]
+    alert = AlertStore(state_engine).get(changes[0].alert_id)
+    assert alert is not None and alert["watchlist"] == "water" and alert["rule"] == "volume"
+    f = alert["figures"]
+    assert f["observed"] == 18 and 2.5 <= f["expected"] <= 3.5 and f["ratio"] >= 5
+    assert datetime.fromisoformat(f["window_end"]) == T0 + 15 * M
+    assert alert["title"].startswith("water · outage: 18 posts in 15 min")
+    ids = {p["id"] for p in alert["evidence"]["posts"]}
+    assert ids and all(i.startswith(("s", "ou")) for i in ids), ids  # outage posts only: no untopical ("b") or billing ("bi") post
+    assert {r.key for r in _rows(state_engine, alerts)} == {"water/topic:outage"}  # no billing, no watchlist-wide alert

@@ -3,7 +3,10 @@ the audit trail, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import io
+import json
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -150,3 +153,67 @@ def test_events_since_resumes_like_last_event_id(store: AlertStore, state_engine
     assert store.events_since(ids[-1]) == []
     with state_engine.connect() as c:
         assert c.execute(sa.select(sa.func.count()).select_from(alert_events)).scalar() == 5
+
+
+def test_verdicts_and_counts_per_watchlist(state_engine: sa.Engine) -> None:
+    fp = _seed(state_engine, key="water/volume", level="blue", at=T)
+    sn = _seed(state_engine, key="water/topic:outage", level="yellow", at=T)
+    both = _seed(state_engine, key="transit/volume", level="blue", watchlist="transit", at=T)
+    plain = _seed(state_engine, key="transit/topic:fares", level="blue", watchlist="transit", at=T)
+    AlertStore(state_engine, clock=lambda: T + timedelta(minutes=5)).resolve(fp, "li.wei", "noise: a quiz show", false_positive=True)
+    later = AlertStore(state_engine, clock=lambda: T + timedelta(hours=2))
+    later.resolve(sn, "li.wei", "known story: scheduled maintenance", snooze=timedelta(hours=6))
+    later.resolve(both, "zhang.min", "bot wave", false_positive=True, snooze=timedelta(days=1))
+    later.resolve(plain, "zhang.min", "handled")  # an ordinary resolution is no verdict
+
+    assert later.verdict_counts() == {
+        "water": {"false_positives": 1, "snoozes": 1},
+        "transit": {"false_positives": 1, "snoozes": 1},
+    }
+    assert later.verdict_counts(watchlist="water") == {"water": {"false_positives": 1, "snoozes": 1}}
+    assert later.verdict_counts(since=T + timedelta(hours=1)) == {
+        "water": {"false_positives": 0, "snoozes": 1},
+        "transit": {"false_positives": 1, "snoozes": 1},
+    }
+    vs = later.verdicts()
+    assert [v["alert_id"] for v in vs] == [fp, sn, both]
+    assert vs[0] == {
+        "alert_id": fp, "key": "water/volume", "watchlist": "water", "level": "blue", "opened_at": "2025-03-03T01:00:00Z",
+        "at": "2025-03-03T01:05:00Z", "actor": "li.wei", "reason": "noise: a quiz show", "false_positive": True, "snooze_until": None,
+    }
+    assert vs[1]["snooze_until"] == "2025-03-03T09:00:00Z" and vs[1]["false_positive"] is False
+    with pytest.raises(ValueError, match="time zone"):
+        later.verdicts(since=datetime(2025, 3, 3))
+
+
+def test_backtest_reports_recorded_verdicts(state_url: str, state_engine: sa.Engine, tmp_path: Path) -> None:
+    from alerts.backtest import main
+    from tests.alerts.test_backtest import _spiky, _write
+
+    series = _write(tmp_path / "s.csv", _spiky())
+    plain = io.StringIO()
+    assert main(["--series", str(series)], out=plain) == 0
+    raised = [json.loads(x) for x in plain.getvalue().splitlines()]
+    assert raised
+    first = datetime.fromisoformat(raised[0]["timestamp"]).replace(tzinfo=timezone.utc)
+    a = _seed(state_engine, key="water/volume", level="blue", at=first + timedelta(minutes=10))
+    b = _seed(state_engine, key="transit/volume", level="blue", watchlist="transit", at=first - timedelta(days=1, minutes=10))
+    AlertStore(state_engine, clock=lambda: first + timedelta(minutes=20)).resolve(a, "li.wei", "quiz show", false_positive=True)
+    AlertStore(state_engine, clock=lambda: first - timedelta(days=1)).resolve(b, "li.wei", "known", snooze=timedelta(days=2))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"timezone: UTC\nstate:\n  url: {json.dumps(state_url)}\n", encoding="utf-8")
+
+    def report(*extra: str) -> dict:
+        out, err = io.StringIO(), io.StringIO()
+        assert main(["--series", str(series), "--config", str(cfg), "--verdicts", "state", *extra], out=out, err=err) == 0
+        assert out.getvalue() == plain.getvalue()  # stdout: one line per alert raised, unchanged
+        return json.loads(err.getvalue())
+
+    water = report("--watchlist", "water")
+    # the false positive covers its alert from one window (15 min) before it opened
+    assert water["verdicts"] == {"false_positives": 1, "snoozes": 0}
+    assert water["on_false_positive"] == 1 and water["in_snooze"] == 0 and water["raised"] == len(raised)
+    assert water["flagged"][0]["timestamp"] == raised[0]["timestamp"]
+    everything = report()
+    assert everything["verdicts"] == {"false_positives": 1, "snoozes": 1}
+    assert everything["in_snooze"] == len(raised)
