@@ -46,18 +46,16 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
 import apprise
-import jinja2
 import sqlalchemy as sa
 
 from alerts.changes import AlertChange
 from alerts.links import sign_ack
 from alerts.outbox import NOTIFY_KINDS  # noqa: F401 - re-exported: what pages
-from alerts.statement import FSI, PDI, TEMPLATES, format_time, snippet
+from alerts.statement import FSI, PDI, format_time, snippet, template_env
 from alerts.store import insert_audit, row_to_alert
 from yuqing.config import ChannelConfig, Settings
 from yuqing.state.schema import alert_events, alerts, deliveries
@@ -90,17 +88,6 @@ class Delivery:
     ok: bool
     attempts: int
     error: str | None = None
-
-
-@lru_cache(maxsize=1)
-def _env() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-        undefined=jinja2.StrictUndefined,
-        autoescape=False,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
 
 
 def _duration(d: timedelta, lang: str) -> str:
@@ -160,12 +147,12 @@ def render_message(
         "rlm": RLM,
         "iso": (lambda v: f"{FSI}{v}{PDI}"),
     }
-    return _env().get_template(f"notify.{lang}.j2").render(**ctx).strip()
+    return template_env().get_template(f"notify.{lang}.j2").render(**ctx).strip()
 
 
 def render_email(subject: str, sections: Sequence[tuple[str, str]]) -> str:
     """HTML email: one block per (lang, text), each with its `lang` and `dir`."""
-    return _env().get_template("email.html.j2").render(
+    return template_env().get_template("email.html.j2").render(
         subject=subject,
         sections=[{"lang": lang, "dir": "rtl" if lang in RTL else "ltr", "lines": [l for l in text.splitlines() if l.strip()]} for lang, text in sections],
     )

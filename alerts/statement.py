@@ -101,12 +101,13 @@ def claim_verdicts(events: Sequence[Mapping[str, Any]] | None) -> dict[str, tupl
 
 
 @lru_cache(maxsize=1)
-def _env() -> jinja2.Environment:
+def template_env() -> jinja2.Environment:
+    """The one Jinja2 environment for `alerts/templates` (statements and notifications). Not
+    autoescaped: the output is plain text; the HTML e-mail template escapes explicitly."""
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
-        keep_trailing_newline=False,
         trim_blocks=True,
         lstrip_blocks=True,
     )
@@ -169,7 +170,7 @@ def draft_statement(
         ctx["claims"].append({"text": quote, "verdict": verdict})
     promised = now + next_update
     ctx["next_update"] = fact("next_update", format_time(promised, lang, tz), promised.astimezone(timezone.utc).isoformat(), "schedule.next_update")
-    text = _env().get_template(f"statement.{lang}.j2").render(**ctx).strip()
+    text = template_env().get_template(f"statement.{lang}.j2").render(**ctx).strip()
     text = re.sub(r"\n{3,}", "\n\n", text)
     placeholders = re.findall(r"\[[^\]\n]+\]", text)
     return Draft(lang=lang, direction="rtl" if lang in RTL else "ltr", text=text, facts=facts, placeholders=placeholders)

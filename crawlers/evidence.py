@@ -40,7 +40,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from yuqing.records import Post
-from yuqing.state.schema import crawled_posts, evidence, inbox, post_evidence
+from yuqing.state.inbox import Inbox
+from yuqing.state.schema import crawled_posts, evidence, post_evidence
 
 if TYPE_CHECKING:
     from yuqing.config import Settings
@@ -257,17 +258,8 @@ def mark_disappeared(engine: Engine, gone: dict[str, datetime], now: datetime | 
             if not n:
                 continue
             marked.append(doc_id)
-            row = conn.execute(sa.select(inbox.c.id, inbox.c.payload).where(inbox.c.doc_id == doc_id)).first()
-            if row is None:  # past retention in the inbox: the state row says it all the same
-                continue
-            post = Post.model_validate_json(row.payload).model_copy(update={"disappeared_at": at})
-            # pending again: a worker holding it cannot complete it (the claim no longer
-            # matches), so the new payload is what ends up indexed
-            conn.execute(
-                inbox.update().where(inbox.c.id == row.id).values(
-                    payload=post.model_dump_json(), status="pending", attempts=0, claimed_by=None,
-                    lease_until=None, error=None, updated_at=now)
-            )
+            # past retention in the inbox, revise() finds nothing: the state row says it all the same
+            Inbox(engine).revise(doc_id, {"disappeared_at": at}, conn=conn, now=now)
     return marked
 
 
@@ -286,8 +278,6 @@ def purge(settings: "Settings", engine: Engine, cutoff: datetime) -> int:
     forget post -> capture links captured before `cutoff`, captures no post links to any more,
     crawled-post rows not seen since `cutoff`, and near-duplicate signatures older than it.
     Returns the number of captures deleted."""
-    from yuqing.state.inbox import Inbox
-
     del settings  # the cutoff already carries privacy.retention_days
     with engine.begin() as conn:
         conn.execute(post_evidence.delete().where(post_evidence.c.captured_at < cutoff))

@@ -65,16 +65,22 @@ def save(model: YuqingMultiTask, tokenizer: PreTrainedTokenizerFast, manifest: M
     manifest.max_length = min(manifest.max_length, model.config.max_position_embeddings)
     manifest.heads.rumor.features = list(FEATURES)
     manifest = write_manifest(tmp, manifest)
+    replace_dir(tmp, out_dir)
+    return manifest
+
+
+def replace_dir(staged: Path, out_dir: Path) -> None:
+    """Put a fully written model directory in place of `out_dir` by renames, so a reader never
+    sees a half-written model (and a crash leaves either the old or the new one)."""
     if out_dir.exists():
         old = out_dir.with_name(out_dir.name + ".old")
         if old.exists():
             shutil.rmtree(old)
         out_dir.rename(old)
-        tmp.rename(out_dir)
+        staged.rename(out_dir)
         shutil.rmtree(old)
     else:
-        tmp.rename(out_dir)
-    return manifest
+        staged.rename(out_dir)
 
 
 def _check_config(model_dir: Path, manifest: Manifest) -> dict:

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from nlp.data import Example, SharedData, load_shared
+from nlp.modeldir import replace_dir
 from nlp.rumor_features import FEATURES, cut_to_window, features
 
 TUNE_FRACTION = {"zh": 0.1, "en": 0.15, "ar": 0.15, "rumor": 0.2}
@@ -483,15 +484,7 @@ def build(data_root: Path, out: Path, encoder: Path | None, minutes: float, thre
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     write_manifest(stage, m)
-    if out.exists():
-        old = out.with_name(out.name + ".old")
-        if old.exists():
-            shutil.rmtree(old)
-        out.rename(old)
-        stage.rename(out)
-        shutil.rmtree(old)
-    else:
-        stage.rename(out)
+    replace_dir(stage, out)
     log(f"saved {out}")
 
     t = time.time()

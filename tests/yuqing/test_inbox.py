@@ -167,3 +167,16 @@ def test_near_copies_fold_into_one_cluster_whose_size_counts_every_copy(state_en
     assert inbox.purge_near_dups(NOW + timedelta(days=1)) == 8  # one per distinct text
     (fresh,) = inbox.enqueue([_post(100, "转发：" + ZH_RUMOUR + "!")], now=NOW)
     assert fresh.cluster_id == fresh.doc_id and fresh.cluster_size == 1
+
+
+def test_revise_requeues_the_new_version_and_overtakes_the_old_claim(state_engine: sa.Engine) -> None:
+    inbox = Inbox(state_engine)
+    inbox.enqueue([_post(1)], now=NOW)
+    (old,) = inbox.claim("w1", 1, timedelta(minutes=5), now=NOW)
+    gone = NOW + timedelta(hours=1)
+    with state_engine.begin() as conn:
+        assert inbox.revise(old.post.id, {"disappeared_at": gone}, conn=conn, now=gone) is True
+        assert inbox.revise("no-such-doc", {"disappeared_at": gone}, conn=conn) is False
+    assert inbox.complete([old.inbox_id], "w1") == 0  # the holder of the old version cannot finish
+    (new,) = inbox.claim("w2", 1, timedelta(minutes=5), now=gone)
+    assert new.inbox_id == old.inbox_id and new.post.disappeared_at == gone and new.attempts == 1

@@ -305,6 +305,24 @@ class Inbox:
                 out[inbox_id] = status
         return out
 
+    def revise(self, doc_id: str, changes: dict[str, Any], *, conn: sa.Connection,
+               now: datetime | None = None) -> bool:
+        """Change fields of a post already in the inbox (e.g. `disappeared_at`) and make it
+        pending again so the worker re-indexes it; the index upserts by document id. A worker
+        still holding the old version can no longer complete it (its claim no longer matches),
+        so the revised payload is what ends up indexed. Runs in the caller's transaction `conn`.
+        False when the post is no longer in the inbox (past retention)."""
+        row = conn.execute(sa.select(inbox.c.id, inbox.c.payload).where(inbox.c.doc_id == doc_id)).first()
+        if row is None:
+            return False
+        post = Post.model_validate_json(row.payload).model_copy(update=changes)
+        conn.execute(
+            inbox.update().where(inbox.c.id == row.id).values(
+                payload=post.model_dump_json(), status="pending", attempts=0, claimed_by=None,
+                lease_until=None, error=None, updated_at=now or utcnow())
+        )
+        return True
+
     def depth(self) -> dict[str, int]:
         """Count of inbox rows by status (the inbox-depth metric)."""
         with self.engine.connect() as conn:
