@@ -18,7 +18,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from alerts.store import AlertStore
-from api import errors
+from api import errors, examples
 from api.metrics import build_registry
 from api.middleware import SecurityHeaders
 from api.routes import alerts, config, console, health, meta, posts, searches, stats
@@ -103,6 +103,16 @@ def create_app(
             max_age=600,
         )
     app.add_middleware(SecurityHeaders, latency=latency, api_prefix=API_PREFIX)
+
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        # generated once (FastAPI caches it on the app), then the examples table is added
+        if app.openapi_schema is None:
+            app.openapi_schema = examples.install(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 

@@ -77,6 +77,7 @@
       logout("令牌已失效 The token is no longer valid.");
       throw new ApiError(401, null);
     }
+    if (o.meta) o.meta.etag = res.headers.get("etag");
     const type = res.headers.get("content-type") || "";
     const body = type.includes("json") ? await res.json() : await res.text();
     if (!res.ok) throw new ApiError(res.status, typeof body === "object" ? body : null);
@@ -174,6 +175,9 @@
     $("#login-view").hidden = true;
     $("#tabs").hidden = false;
     $("#logout").hidden = false;
+    $('.tab[data-tab="config"]').hidden = !may("GET", "/config");
+    $('.tab[data-tab="tokens"]').hidden = !may("GET", "/tokens");
+    $("#saved-searches").hidden = !may("GET", "/searches");
     showTab("alerts");
     startStream();
     // a link from a notification: /?alert=<id> opens that alert
@@ -197,6 +201,10 @@
     $("#whoami").textContent = "";
     $("#tabs").hidden = true;
     $("#logout").hidden = true;
+    $("#token-new").hidden = true;
+    $("#token-new-value").textContent = "";
+    $("#config-text").value = "";
+    state.searchParams = null;
     document.querySelectorAll(".view").forEach((v) => (v.hidden = true));
     $("#login-view").hidden = false;
     $("#login-error").textContent = message || "";
@@ -208,10 +216,14 @@
   }
 
   function showTab(name) {
-    document.querySelectorAll(".tab").forEach((t) => t.classList.toggle("active", t.dataset.tab === name));
+    const tab = name === "post" ? "search" : name; // a post is opened from the search results
+    document.querySelectorAll(".tab").forEach((t) => t.classList.toggle("active", t.dataset.tab === tab));
     document.querySelectorAll(".view").forEach((v) => (v.hidden = v.id !== name + "-view"));
     if (name === "sources") loadSources();
     if (name === "search" && !state.searchParams) runSearch();
+    if (name === "search" && may("GET", "/searches")) loadSaved();
+    if (name === "config") loadConfig();
+    if (name === "tokens") loadTokens();
   }
 
   // ---- alert feed and stream ---------------------------------------------------------------
@@ -556,6 +568,8 @@
       title: p.title, text: p.text, url: p.url, lang: p.lang, source: p.source, published_at: p.published_at,
       sentiment: p.sentiment, rumor: p.rumor, cluster_size: p.cluster_size, why: p.why, reach: p.reach,
     });
+    // the post itself: its thread, its labels and the corrections analysts made
+    li.append(el("button", { type: "button", class: "open-post", onclick: () => openPost(p.id) }, "帖文详情 Post details"));
     return li;
   }
 
@@ -636,6 +650,7 @@
           published_at: post.published_at, sentiment: c.sentiment, rumor: c.rumor, cluster_size: post.cluster_size,
         }, h.highlights);
         li.dataset.postId = post.id;
+        li.addEventListener("click", (e) => { if (!e.target.closest("a")) openPost(post.id); });
         results.append(li);
       }
       state.cursor = page.next_cursor;
@@ -718,6 +733,249 @@
     if (err) err.textContent = "错误 error: " + e.message;
   }
 
+  /* Problem details as text: the detail, then one line per parameter it names. */
+  function problemNodes(e) {
+    const out = [el("p", { text: e.message })];
+    const errs = (e.problem && e.problem.errors) || [];
+    if (errs.length) out.push(el("ul", {}, ...errs.map((x) => el("li", { dir: "auto", text: x.param + " (" + x.location + "): " + x.message }))));
+    return out;
+  }
+
+  // ---- one post, its corrections -------------------------------------------------------------
+  const CORR_FIELD = { sentiment: "情感 sentiment", topics: "话题 topics", rumor: "谣言 rumour" };
+  const fmtLabel = (field, v) => {
+    if (v === null || v === undefined) return "—";
+    if (field === "topics") return Array.isArray(v) && v.length ? v.join(", ") : "(none)";
+    if (field === "rumor") return typeof v === "boolean" ? (v ? "谣言 rumour" : "非谣言 not a rumour") : Math.round(v * 100) + "%";
+    return SENT_NAME[v] || String(v);
+  };
+
+  async function openPost(id) {
+    state.postId = id;
+    showTab("post");
+    const box = $("#post-detail");
+    box.replaceChildren(el("p", { class: "muted", text: "…" }));
+    try {
+      const ctx = await api("/posts/" + encodeURIComponent(id));
+      if (state.postId === id) renderPost(ctx);
+    } catch (e) {
+      box.replaceChildren(...problemNodes(e));
+    }
+  }
+
+  function postFromRecord(post) {
+    const c = post.classification || {};
+    return postNode({ title: post.title, text: post.text, url: post.url, lang: post.lang, source: post.source,
+      published_at: post.published_at, sentiment: c.sentiment, rumor: c.rumor, cluster_size: post.cluster_size });
+  }
+
+  function renderPost(ctx) {
+    const post = ctx.post;
+    const c = post.classification || {};
+    const model = { sentiment: c.sentiment, topics: (c.topics || []).map((t) => t.topic), rumor: c.rumor };
+    const fixed = ctx.corrected || {};
+    const main = postFromRecord(post);
+    main.id = "post-main";
+    const children = [el("ol", { class: "posts" }, main)];
+    children.push(el("div", { class: "facts", id: "post-labels" }, ...["sentiment", "topics", "rumor"].map((f) => {
+      const corrected = fixed[f] !== null && fixed[f] !== undefined;
+      const node = fact(CORR_FIELD[f] + (corrected ? " · 已更正 corrected" : " · 模型 model"), fmtLabel(f, corrected ? fixed[f] : model[f]));
+      node.dataset.field = f;
+      if (corrected) node.classList.add("corrected");
+      return node;
+    })));
+    children.push(el("p", { class: "muted", text: "id " + post.id + " · " + (post.platform || "") + " · " + (post.author && (post.author.name || post.author.id) || "") +
+      (post.watchlists && post.watchlists.length ? " · " + post.watchlists.join(", ") : "") }));
+    if (ctx.reply_to) children.push(el("h3", { text: "回复 In reply to" }), el("ol", { class: "posts" }, postFromRecord(ctx.reply_to)));
+    if (ctx.repost_of) children.push(el("h3", { text: "转发自 Repost of" }), el("ol", { class: "posts" }, postFromRecord(ctx.repost_of)));
+    children.push(el("h3", { text: "人工更正 Corrections" }));
+    const list = ctx.corrections || [];
+    children.push(list.length
+      ? el("ol", { class: "corrections", id: "corrections" }, ...list.map((k) => el("li", { "data-field": k.field },
+          el("div", { text: CORR_FIELD[k.field] + ": " + fmtLabel(k.field, k.previous) + " → " + fmtLabel(k.field, k.value) }),
+          el("div", { class: "muted", text: k.actor + " · " + fmtTime(k.at) }),
+          k.note ? el("div", { dir: "auto", text: k.note }) : null)))
+      : el("p", { class: "muted", id: "corrections", text: "无 none" }));
+    if (may("POST", "/posts/{post_id}/corrections")) children.push(correctionForm(post.id));
+    $("#post-detail").replaceChildren(...children);
+  }
+
+  function correctionForm(id) {
+    const sent = el("select", { id: "corr-sentiment", "aria-label": "sentiment" }, el("option", { value: "" }, "情感不变 sentiment unchanged"),
+      ...Object.entries(SENT_NAME).map(([k, v]) => el("option", { value: k }, v)));
+    const rumor = el("select", { id: "corr-rumor", "aria-label": "rumour" }, el("option", { value: "" }, "谣言不变 rumour unchanged"),
+      el("option", { value: "true" }, "是谣言 is a rumour"), el("option", { value: "false" }, "不是谣言 not a rumour"));
+    const topics = el("input", { type: "text", id: "corr-topics", placeholder: "话题 topics, comma-separated (blank: unchanged)", dir: "auto", maxlength: "2000" });
+    const note = el("input", { type: "text", id: "corr-note", placeholder: "理由 why", dir: "auto", maxlength: "2000" });
+    const err = el("div", { class: "error", id: "corr-error", role: "alert" });
+    const form = el("form", { class: "inline-form", id: "correction-form" }, sent, rumor, topics, note,
+      el("button", { type: "submit", class: "primary" }, "提交更正 Correct"));
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      err.replaceChildren();
+      const body = {};
+      if (sent.value) body.sentiment = sent.value;
+      if (rumor.value) body.rumor = rumor.value === "true";
+      if (topics.value.trim()) body.topics = topics.value.split(/[,，、]/).map((t) => t.trim()).filter(Boolean);
+      if (note.value.trim()) body.note = note.value.trim();
+      try {
+        await api("/posts/" + encodeURIComponent(id) + "/corrections", { method: "POST", body });
+        await openPost(id);
+      } catch (ex) {
+        err.replaceChildren(...problemNodes(ex));
+      }
+    });
+    return el("section", { class: "correct" }, el("h3", { text: "更正标签 Correct the labels" }), form, err);
+  }
+
+  // ---- saved searches ------------------------------------------------------------------------
+  const asList = (v) => (v ? [v] : undefined);
+  function isoToLocal(iso) {
+    if (!iso) return "";
+    const d = new Date(iso);
+    const pad = (n) => String(n).padStart(2, "0");
+    return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + "T" + pad(d.getHours()) + ":" + pad(d.getMinutes());
+  }
+
+  async function loadSaved() {
+    const list = $("#saved-list");
+    try {
+      const rows = await api("/searches");
+      list.replaceChildren(...rows.map((s) => el("li", { "data-search-id": s.id },
+        el("button", { type: "button", class: "run-search", title: JSON.stringify(s.params), onclick: () => runSaved(s) },
+          el("span", { dir: "auto", text: s.name })),
+        el("span", { class: "muted", text: s.owner + (s.shared ? " · 共享 shared" : "") }),
+        s.owner === (state.me && state.me.name) || (state.me && state.me.role === "admin")
+          ? el("button", { type: "button", class: "delete-search", "aria-label": "delete", onclick: () => deleteSaved(s.id) }, "✕")
+          : null)));
+    } catch (e) {
+      $("#saved-error").replaceChildren(...problemNodes(e));
+    }
+  }
+
+  function runSaved(s) {
+    const p = s.params || {};
+    $("#q").value = p.q || "";
+    $("#f-lang").value = (p.lang && p.lang[0]) || "";
+    $("#f-sentiment").value = (p.sentiment && p.sentiment[0]) || "";
+    $("#f-sort").value = p.sort || "time";
+    $("#f-start").value = isoToLocal(p.start);
+    $("#f-end").value = isoToLocal(p.end);
+    runSearch(false);
+  }
+
+  async function saveSearch() {
+    const err = $("#saved-error");
+    err.replaceChildren();
+    const f = searchParamsFromForm();
+    const params = { q: f.q || undefined, lang: asList(f.lang), sentiment: asList(f.sentiment), sort: f.sort,
+      start: f.start || undefined, end: f.end || undefined };
+    try {
+      await api("/searches", { method: "POST", body: { name: $("#save-name").value.trim(), params, shared: $("#save-shared").checked } });
+      $("#save-name").value = "";
+      await loadSaved();
+    } catch (e) {
+      err.replaceChildren(...problemNodes(e));
+    }
+  }
+
+  async function deleteSaved(id) {
+    try {
+      await api("/searches/" + id, { method: "DELETE" });
+      await loadSaved();
+    } catch (e) {
+      $("#saved-error").replaceChildren(...problemNodes(e));
+    }
+  }
+
+  // ---- configuration -------------------------------------------------------------------------
+  async function loadConfig() {
+    const section = $("#config-section").value;
+    const canWrite = may("PUT", "/config/" + section);
+    $("#config-save").hidden = !canWrite;
+    const text = $("#config-text");
+    text.readOnly = !canWrite;
+    $("#config-error").replaceChildren();
+    $("#config-status").textContent = "";
+    try {
+      const all = await api("/config");
+      $("#config-meta").textContent = (all.file ? "文件 file " + all.file : "未从文件读取，只读 not read from a file (read-only)") +
+        " · version " + (all.version || "—") + " · loaded " + fmtTime(all.loaded_at);
+      $("#config-file-error").textContent = all.error ? "文件最新修改未生效 the file's latest change was not applied: " + all.error : "";
+      const meta = {};
+      const value = await api("/config/" + section, { meta });
+      if ($("#config-section").value !== section) return;
+      state.configEtag = meta.etag;
+      text.value = JSON.stringify(value, null, 2);
+    } catch (e) {
+      $("#config-error").replaceChildren(...problemNodes(e));
+    }
+  }
+
+  async function saveConfig() {
+    const section = $("#config-section").value;
+    const box = $("#config-error");
+    box.replaceChildren();
+    let body;
+    try {
+      body = JSON.parse($("#config-text").value);
+    } catch (e) {
+      box.replaceChildren(el("p", { text: "不是有效的 JSON not valid JSON: " + e.message }));
+      return;
+    }
+    const meta = {};
+    const headers = state.configEtag ? { "If-Match": state.configEtag } : {};
+    $("#config-save").disabled = true;
+    try {
+      const saved = await api("/config/" + section, { method: "PUT", body, headers, meta });
+      state.configEtag = meta.etag;
+      $("#config-text").value = JSON.stringify(saved, null, 2);
+      $("#config-status").textContent = "已保存并生效 saved and in force · " + fmtTime(new Date().toISOString());
+    } catch (e) {
+      box.replaceChildren(...problemNodes(e));
+      if (e.status === 412) box.append(el("p", { text: "文件已被修改，请重新读取 The file changed since you read it: reload, then re-apply your edit." }));
+    } finally {
+      $("#config-save").disabled = false;
+    }
+  }
+
+  // ---- tokens --------------------------------------------------------------------------------
+  async function loadTokens() {
+    const body = $("#tokens-table tbody");
+    try {
+      const rows = await api("/tokens" + qs({ include_revoked: $("#tokens-revoked").checked ? "true" : null }));
+      body.replaceChildren(...rows.map((t) => {
+        const revoke = t.revoked_at ? null : el("button", { type: "button", class: "danger revoke", onclick: async () => {
+          if (revoke.dataset.armed !== "1") { revoke.dataset.armed = "1"; revoke.textContent = "确认吊销 Confirm revoke"; return; }
+          try {
+            await api("/tokens/" + t.id, { method: "DELETE" });
+            await loadTokens();
+          } catch (e) {
+            $("#token-error").replaceChildren(...problemNodes(e));
+          }
+        } }, "吊销 Revoke");
+        return el("tr", { "data-token-id": t.id, class: t.revoked_at ? "revoked" : "" },
+          el("td", { text: t.id }), el("td", { dir: "auto", text: t.name }), el("td", { text: t.role }),
+          el("td", { text: fmtTime(t.created_at) }), el("td", { text: t.revoked_at ? fmtTime(t.revoked_at) : "" }), el("td", {}, revoke));
+      }));
+    } catch (e) {
+      $("#token-error").replaceChildren(...problemNodes(e));
+    }
+  }
+
+  async function createToken() {
+    $("#token-error").replaceChildren();
+    try {
+      const t = await api("/tokens", { method: "POST", body: { name: $("#token-name").value.trim(), role: $("#token-role").value } });
+      $("#token-new-value").textContent = t.token;
+      $("#token-new").hidden = false;
+      $("#token-name").value = "";
+      await loadTokens();
+    } catch (e) {
+      $("#token-error").replaceChildren(...problemNodes(e));
+    }
+  }
+
   // ---- wiring ------------------------------------------------------------------------------
   document.addEventListener("DOMContentLoaded", () => {
     $("#login-form").addEventListener("submit", async (e) => {
@@ -735,6 +993,13 @@
     $("#show-resolved").addEventListener("change", renderFeed);
     $("#search-form").addEventListener("submit", (e) => { e.preventDefault(); runSearch(false); });
     $("#more").addEventListener("click", () => runSearch(true));
+    $("#post-back").addEventListener("click", () => showTab("search"));
+    $("#save-search-form").addEventListener("submit", (e) => { e.preventDefault(); saveSearch(); });
+    $("#config-section").addEventListener("change", loadConfig);
+    $("#config-reload").addEventListener("click", loadConfig);
+    $("#config-save").addEventListener("click", saveConfig);
+    $("#token-form").addEventListener("submit", (e) => { e.preventDefault(); createToken(); });
+    $("#tokens-revoked").addEventListener("change", loadTokens);
     if (state.token) login(state.token).catch(() => logout());
   });
 })();

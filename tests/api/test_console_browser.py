@@ -7,6 +7,8 @@ HTML payloads in post text are shown as text and never run. Screenshots go to te
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -155,8 +157,164 @@ def test_console_opens_alert_from_link_and_saves_a_draft(world: World, browser: 
     page.wait_for_selector("#statement-link")
     assert AlertStore(world.engine).get(aid)["statement_url"] == "https://gov.example/statement/1"  # type: ignore[index]
     page.screenshot(path=str(ARTIFACTS / "console-draft.png"), full_page=True)
+    # from the alert's evidence to the post itself (labels, corrections)
+    cand.locator(".open-post").click()
+    page.wait_for_selector("#post-view:not([hidden]) #post-main")
+    assert page.inner_text("#post-detail").count("id p0002") == 1
 
     assert page.evaluate("typeof window.__pwned") == "undefined"
     assert page.locator("#alert-detail img").count() == 0
     assert page_errors == []
+    context.close()
+
+
+def expect(locator: Any) -> Any:
+    """Playwright's polling assertions: they need no eval in the page (the CSP forbids it, so
+    `page.wait_for_function` cannot run here)."""
+    from playwright.sync_api import expect as pw_expect
+
+    return pw_expect(locator)
+
+
+def _login(browser: Any, world: World, role: str) -> tuple[Any, Any, list[str]]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="zh-CN")
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.set_default_timeout(15_000)
+    page.goto(world.url + "/")
+    page.fill("#token", world.tokens[role])
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("#live.on")
+    return context, page, errors
+
+
+def test_console_saved_searches_post_view_and_corrections(world: World, browser: Any) -> None:
+    """An analyst saves the current search, runs it again, deletes it; opens a post from the
+    results, corrects its labels and sees the correction (who, when) on the post. The analyst
+    sees the configuration read-only and no token screen."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    context, page, errors = _login(browser, world, "analyst")
+    assert page.locator('.tab[data-tab="tokens"]').is_hidden()
+
+    page.click("button[data-tab=search]")
+    page.wait_for_selector("#saved-searches:not([hidden])")
+    page.fill("#q", "泄漏")
+    page.select_option("#f-lang", "zh")
+    page.click("#search-form button[type=submit]")
+    page.wait_for_selector("#results li[data-post-id='p0001'] mark")
+    name = "浏览器检索 <b>browser</b>"
+    page.fill("#save-name", name)
+    page.click("#save-search-form button[type=submit]")
+    saved = page.locator("#saved-list li", has_text="browser")
+    saved.wait_for()
+    assert saved.locator(".run-search").inner_text() == name  # shown as text
+    stored = [s for s in world.client("analyst").get("/api/v1/searches").json() if s["name"] == name]
+    assert stored and stored[0]["params"]["q"] == "泄漏" and stored[0]["params"]["lang"] == ["zh"]
+    # the same name twice: the API's 409 is shown
+    page.fill("#save-name", name)
+    page.click("#save-search-form button[type=submit]")
+    page.wait_for_selector("#saved-error:has-text('already have')")
+    # another search, then the saved one brings its query and filters back
+    page.fill("#q", "bureau")
+    page.select_option("#f-lang", "")
+    page.click("#search-form button[type=submit]")
+    page.wait_for_selector("#results li[data-post-id='p0001']", state="detached")
+    saved.locator(".run-search").click()
+    page.wait_for_selector("#results li[data-post-id='p0001'] mark")
+    assert page.input_value("#q") == "泄漏" and page.input_value("#f-lang") == "zh"
+
+    # a post from the results, corrected
+    page.click("#results li[data-post-id='p0001'] .post-text")
+    page.wait_for_selector("#post-view:not([hidden]) #post-main")
+    assert "泄漏" in page.inner_text("#post-main .post-text")
+    page.select_option("#corr-sentiment", "positive")
+    page.fill("#corr-topics", "no-such-topic")
+    page.click("#correction-form button[type=submit]")
+    page.wait_for_selector("#corr-error:has-text('not topics of the configured taxonomy')")
+    page.fill("#corr-topics", "pollution, air")
+    page.fill("#corr-note", "官方通报证实 <i>confirmed</i>")
+    page.click("#correction-form button[type=submit]")
+    page.wait_for_selector("#corrections li:has-text('confirmed')")
+    first = page.locator("#corrections li").first
+    assert "test-analyst" in first.inner_text()
+    assert page.locator("#corrections i").count() == 0  # the note is text
+    label = page.locator('#post-labels [data-field="sentiment"]')
+    assert "corrected" in label.inner_text() and "positive" in label.inner_text()
+    assert "air, pollution" in page.inner_text('#post-labels [data-field="topics"]')
+    api_view = world.client("viewer").get("/api/v1/posts/p0001").json()
+    assert api_view["corrected"]["sentiment"] == "positive"
+    assert any(c["actor"] == "test-analyst" and c["note"] == "官方通报证实 <i>confirmed</i>" for c in api_view["corrections"])
+    page.screenshot(path=str(ARTIFACTS / "console-post.png"), full_page=True)
+    page.click("#post-back")
+    page.wait_for_selector("#search-view:not([hidden])")
+
+    # delete the saved search
+    saved.locator(".delete-search").click()
+    saved.wait_for(state="detached")
+    assert not [s for s in world.client("analyst").get("/api/v1/searches").json() if s["name"] == name]
+
+    # configuration: read-only for an analyst, secrets redacted
+    page.click("button[data-tab=config]")
+    expect(page.locator("#config-text")).to_have_value(re.compile("环保局"))
+    assert page.locator("#config-save").is_hidden()
+    assert page.get_attribute("#config-text", "readonly") is not None
+    page.select_option("#config-section", "channels")
+    expect(page.locator("#config-text")).to_have_value(re.compile("duty-wecom"))
+    assert "s3cr3t" not in page.input_value("#config-text")
+    assert errors == []
+    context.close()
+
+
+def test_console_configuration_and_tokens_for_an_admin(world: World, browser: Any) -> None:
+    """An admin edits a section: an invalid one is refused with the validation message shown and
+    the file untouched; a valid one is written and in force. Tokens: create (shown once, works),
+    revoke (two clicks; the token stops working)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    before = world.config_path.read_bytes()
+    context, page, errors = _login(browser, world, "admin")
+    try:
+        page.click("button[data-tab=config]")
+        expect(page.locator("#config-text")).to_have_value(re.compile("环保局"))
+        assert page.locator("#config-save").is_visible()
+        current = json.loads(page.input_value("#config-text"))
+        page.fill("#config-text", json.dumps(current + [{"name": current[0]["name"], "terms": ["x"]}], ensure_ascii=False))
+        page.click("#config-save")
+        page.wait_for_selector("#config-error:has-text('used twice')")
+        assert world.config_path.read_bytes() == before
+        page.fill("#config-text", "[{not json")
+        page.click("#config-save")
+        page.wait_for_selector("#config-error:has-text('not valid JSON')")
+        added = {"name": "browser-watch", "terms": ["水库", "dam <script>"]}
+        page.fill("#config-text", json.dumps(current + [added], ensure_ascii=False))
+        page.click("#config-save")
+        page.wait_for_selector("#config-status:has-text('saved')")
+        assert "browser-watch" in world.config_path.read_text(encoding="utf-8")
+        names = [w["name"] for w in world.client("analyst").get("/api/v1/config/watchlists").json()]
+        assert "browser-watch" in names
+        page.screenshot(path=str(ARTIFACTS / "console-config.png"), full_page=True)
+    finally:
+        world.config_path.write_bytes(before)
+        world.app.state.config.force_check()
+
+    page.click("button[data-tab=tokens]")
+    page.wait_for_selector("#tokens-table tr:has-text('test-viewer')")
+    page.fill("#token-name", "大屏 dashboard <b>x</b>")
+    page.select_option("#token-role", "viewer")
+    page.click("#token-form button[type=submit]")
+    page.wait_for_selector("#token-new:not([hidden])")
+    token = page.inner_text("#token-new-value").strip()
+    assert token.startswith("yq_")
+    assert world.client(token=token).get("/api/v1/me").json()["role"] == "viewer"
+    row = page.locator("#tokens-table tr", has_text="大屏 dashboard <b>x</b>")
+    row.wait_for()
+    row.locator("button.revoke").click()
+    assert world.client(token=token).get("/api/v1/me").status_code == 200  # the first click only arms it
+    row.locator("button.revoke").click()
+    row.wait_for(state="detached")
+    assert world.client(token=token).get("/api/v1/me").status_code == 401
+    page.check("#tokens-revoked")
+    page.wait_for_selector("#tokens-table tr.revoked:has-text('dashboard')")
+    page.screenshot(path=str(ARTIFACTS / "console-tokens.png"), full_page=True)
+    assert errors == []
     context.close()

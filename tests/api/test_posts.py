@@ -144,3 +144,22 @@ def test_export_jsonl_and_csv_stream_every_match(world: World) -> None:
             sa.select(audit_log.c.actor).where(audit_log.c.action == "posts.export")
         ).scalars().all()
     assert "test-analyst" in actions
+
+
+def test_export_rate_is_limited_per_token(world: World) -> None:
+    """Each token may start EXPORT_PER_HOUR_PER_TOKEN exports an hour; the next gets a 429
+    problem with Retry-After, and another token is not affected."""
+    from api.routes.posts import EXPORT_PER_HOUR_PER_TOKEN
+    from api.security import create_token
+
+    token = create_token(world.engine, "export-rate", "analyst")
+    c = world.client(token=token)
+    for _ in range(EXPORT_PER_HOUR_PER_TOKEN):
+        r = c.get("/api/v1/posts/export", params={"format": "jsonl", "lang": "ar"})
+        assert r.status_code == 200, r.text
+    r = c.get("/api/v1/posts/export", params={"format": "jsonl", "lang": "ar"})
+    assert r.status_code == 429
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert "per hour" in r.json()["detail"] and int(r.headers["retry-after"]) > 0
+    other = world.client("analyst").get("/api/v1/posts/export", params={"format": "jsonl", "lang": "ar"})
+    assert other.status_code == 200
