@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from crawlers.disappearance import LISTINGS, prune
 from crawlers.matching import Matcher
 from crawlers.state import Cursor
 from yuqing.config import Settings, SourceConfig
@@ -36,8 +37,9 @@ COUNTERS = (
     "invalid",  # dropped: no text, or not a valid Post
     "skipped_seen",  # not fetched again: already handled by an earlier run
     "not_modified",  # feed / listing URLs answered 304
-    "rechecked",  # known posts re-requested to see whether they are still there
-    "disappeared",  # of those, found gone (404/410): recorded with the time
+    "rechecked",  # known posts (or thread pages holding them) re-requested: still there?
+    "disappeared",  # known posts found gone (404/410, a soft 404, gone from their listing)
+    "reappeared",  # posts marked gone that were found again: un-marked
     "pages",  # responses parsed
     "errors",  # problems (each also in messages)
 )
@@ -66,6 +68,14 @@ class RunContext:
     # re-checks this run: doc id -> when it was found gone / still there
     gone: dict[str, datetime] = field(default_factory=dict)
     still_there: dict[str, datetime] = field(default_factory=dict)
+    # posts some listing showed this run (a post shown anywhere is not gone; one marked gone
+    # before is back), and the doc ids marked gone before this run (read at the start)
+    present: dict[str, datetime] = field(default_factory=dict)
+    was_gone: dict[str, str | None] = field(default_factory=dict)  # doc id -> URL
+    # re-checks whose only sign of "gone" is the page's text (see InboxPipeline.close_spider)
+    gone_by_text: set[str] = field(default_factory=set)
+    gone_why: dict[str, tuple[str | None, str]] = field(default_factory=dict)  # doc id -> (url, why)
+    rechecked_ok: int = 0  # re-checks answered 200
     first_error: str | None = None  # for the source's `last_error`
     close_reason: str | None = None  # Scrapy's: "finished" unless stopped (signal, time limit)
     start_failed: bool = False  # the source's own URL could not be fetched at all
@@ -125,6 +135,9 @@ class RunContext:
                     extra[key] = {**extra[key], **value}
                 else:
                     extra[key] = value
+        if isinstance(extra.get(LISTINGS), dict):
+            extra[LISTINGS] = prune(extra[LISTINGS], datetime.now(timezone.utc),
+                                    float(self.source.options.get("recheck_days", 7)))
         stats = dict(self.cursor.stats)
         last = {k: self.counts.get(k, 0) for k in COUNTERS}
         totals = dict(stats.get("totals", {}))

@@ -22,7 +22,13 @@ record of posts that disappeared.
   first. A 404 or 410 (or a body matching `options.gone_text`, a regex, for sites that answer
   200 "this post was deleted") marks the post disappeared at the time of that response:
   `crawled_posts.disappeared_at`, and the post is put back in the inbox with
-  `Post.disappeared_at` so the worker re-indexes it. Its captures stay.
+  `Post.disappeared_at` so the worker re-indexes it. Its captures stay. A 200 that means "gone"
+  (a redirect to the home page, a JSON error body, a page whose main text no longer holds the
+  post) counts too (`crawlers.disappearance.soft_gone_reason`).
+- Posts with no page of their own (forum replies, Discourse posts, Telegram messages, API
+  posts) are found gone from their container's listings (`crawlers.disappearance`).
+- Posts already marked gone stay due for re-checks while within `recheck_days`: one that is
+  found again is un-marked (`mark_reappeared`: `disappeared_at` cleared, re-queued).
 - `purge(settings, engine, cutoff)` is the retention job's entry point.
 """
 
@@ -222,8 +228,7 @@ def due_rechecks(engine: Engine, source: str, options: dict[str, Any], now: date
     last = sa.func.coalesce(crawled_posts.c.checked_at, crawled_posts.c.last_seen)
     q = (
         sa.select(crawled_posts.c.doc_id, crawled_posts.c.url)
-        .where(crawled_posts.c.source == source, crawled_posts.c.direct.is_(True),
-               crawled_posts.c.disappeared_at.is_(None), crawled_posts.c.url.is_not(None),
+        .where(crawled_posts.c.source == source, crawled_posts.c.direct.is_(True), crawled_posts.c.url.is_not(None),
                crawled_posts.c.first_seen >= since, last <= before)
         .order_by(last, crawled_posts.c.doc_id)
         .limit(limit)
@@ -232,14 +237,15 @@ def due_rechecks(engine: Engine, source: str, options: dict[str, Any], now: date
         return [Recheck(r.doc_id, r.url) for r in conn.execute(q)]
 
 
-def mark_checked(engine: Engine, seen: dict[str, datetime]) -> None:
-    """Posts a re-check found still there."""
+def mark_checked(engine: Engine, seen: dict[str, datetime], *, there: bool = True) -> None:
+    """Posts a re-check found still there (`there`), or still gone: either way not due again
+    before `recheck_after` (a post still gone must not hold the queue's head for ever)."""
     if not seen:
         return
     with engine.begin() as conn:
         for doc_id, at in seen.items():
-            conn.execute(crawled_posts.update().where(crawled_posts.c.doc_id == doc_id)
-                         .values(checked_at=at, last_seen=at))
+            values = {"checked_at": at, "last_seen": at} if there else {"checked_at": at}
+            conn.execute(crawled_posts.update().where(crawled_posts.c.doc_id == doc_id).values(**values))
 
 
 def mark_disappeared(engine: Engine, gone: dict[str, datetime], now: datetime | None = None) -> list[str]:
@@ -261,6 +267,48 @@ def mark_disappeared(engine: Engine, gone: dict[str, datetime], now: datetime | 
             # past retention in the inbox, revise() finds nothing: the state row says it all the same
             Inbox(engine).revise(doc_id, {"disappeared_at": at}, conn=conn, now=now)
     return marked
+
+
+def mark_reappeared(engine: Engine, back: dict[str, datetime], now: datetime | None = None) -> list[str]:
+    """Posts marked gone that were found again (doc id -> when): `disappeared_at` cleared and
+    the post re-queued with `Post.disappeared_at` None, so the index shows it live again.
+    Returns the doc ids un-marked."""
+    now = now or datetime.now(timezone.utc)
+    done: list[str] = []
+    with engine.begin() as conn:
+        for doc_id, at in back.items():
+            n = conn.execute(
+                crawled_posts.update()
+                .where(crawled_posts.c.doc_id == doc_id, crawled_posts.c.disappeared_at.is_not(None))
+                .values(disappeared_at=None, checked_at=at, last_seen=at)
+            ).rowcount
+            if n:
+                done.append(doc_id)
+                Inbox(engine).revise(doc_id, {"disappeared_at": None}, conn=conn, now=now)
+    return done
+
+
+def stored_text(engine: Engine, doc_id: str) -> str | None:
+    """The text a post had when it was crawled (its inbox payload), to tell on a re-check
+    whether the page still holds it; None past the inbox's retention."""
+    from yuqing.state.schema import inbox
+
+    with engine.connect() as conn:
+        payload = conn.execute(sa.select(inbox.c.payload).where(inbox.c.doc_id == doc_id)).scalar()
+    if payload is None:
+        return None
+    try:
+        return Post.model_validate_json(payload).text
+    except ValueError:
+        return None
+
+
+def disappeared_urls(engine: Engine, source: str) -> dict[str, str | None]:
+    """Doc id -> URL of the posts of `source` marked gone (to notice one that comes back)."""
+    q = sa.select(crawled_posts.c.doc_id, crawled_posts.c.url).where(
+        crawled_posts.c.source == source, crawled_posts.c.disappeared_at.is_not(None))
+    with engine.connect() as conn:
+        return {r.doc_id: r.url for r in conn.execute(q)}
 
 
 def disappeared(engine: Engine, source: str | None = None) -> dict[str, datetime]:

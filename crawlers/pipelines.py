@@ -126,6 +126,8 @@ class NormalisePipeline(_Stage):
             reason = e.errors()[0]["msg"] if isinstance(e, ValidationError) else str(e)
             ctx.warn(item.get("url"), f"not a usable post: {reason}")
             raise DropItem(f"invalid post: {reason}", log_level="DEBUG") from None
+        if post.id in ctx.was_gone:  # yielded again: it is back
+            ctx.present.setdefault(post.id, post.fetched_at)
         if item.get("context_match") is not None:
             ctx.inherited[post.id] = item["context_match"]
         if item.get("captures"):
@@ -217,13 +219,35 @@ class InboxPipeline(_Stage):
 
     def close_spider(self) -> None:
         self.flush()
+        self.record_disappearance()
+
+    def record_disappearance(self) -> None:
+        """Posts found gone (a re-check, a listing, a platform marker) get `disappeared_at`
+        and are re-queued; posts marked gone before and shown again are un-marked and
+        re-queued (`reappeared`). A post any page of this run showed is not gone. When every
+        re-check that answered 200 (three or more) failed only on the text test, the site's
+        layout changed rather than all its posts: warned about, nothing marked on that basis."""
         ctx = self.ctx
-        if not (ctx.gone or ctx.still_there):
+        shown = {**ctx.present, **ctx.still_there}
+        gone = {d: t for d, t in ctx.gone.items() if d not in shown}
+        if len(ctx.gone_by_text) >= 3 and len(ctx.gone_by_text) >= ctx.rechecked_ok:
+            ctx.warn(None, f"every re-checked page ({ctx.rechecked_ok}) lost its post's text: the site's layout "
+                           "probably changed (check the selectors); none recorded as disappeared on that basis")
+            gone = {d: t for d, t in gone.items() if d not in ctx.gone_by_text}
+        back = {d: t for d, t in shown.items() if d in ctx.was_gone and d not in gone}
+        if not (gone or back or ctx.still_there):
             return
-        from crawlers.evidence import mark_checked, mark_disappeared
+        from crawlers.evidence import mark_checked, mark_disappeared, mark_reappeared
 
         try:
-            mark_checked(ctx.engine, ctx.still_there)
-            ctx.counts["disappeared"] += len(mark_disappeared(ctx.engine, ctx.gone))
+            mark_checked(ctx.engine, {d: t for d, t in ctx.still_there.items() if d not in ctx.was_gone})
+            mark_checked(ctx.engine, {d: t for d, t in gone.items() if d in ctx.was_gone}, there=False)
+            for d in mark_disappeared(ctx.engine, gone):
+                ctx.counts["disappeared"] += 1
+                url, why = ctx.gone_why.get(d, (None, "gone"))
+                ctx.info(url, f"the post is gone ({why}); recorded as disappeared")
+            for d in mark_reappeared(ctx.engine, back):
+                ctx.counts["reappeared"] += 1
+                ctx.info(ctx.was_gone.get(d), f"the post {d} was marked gone and is there again; un-marked and re-queued")
         except Exception as e:  # noqa: BLE001 - reported; the next run checks again
             ctx.error(None, f"could not record the re-checks: {type(e).__name__}: {e}")

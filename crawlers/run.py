@@ -60,6 +60,7 @@ class CrawlReport:
     not_modified: int = 0
     rechecked: int = 0
     disappeared: int = 0
+    reappeared: int = 0
     pages: int = 0
     errors: int = 0
     messages: list[str] = field(default_factory=list)
@@ -82,7 +83,9 @@ class CrawlReport:
             f"fetched {self.fetched}, matched {self.matched}, enqueued {self.enqueued}, "
             f"duplicates {self.duplicates}, unmatched {self.unmatched}, skipped (seen) {self.skipped_seen}, "
             f"not modified {self.not_modified}, errors {self.errors}"
-            + (f", re-checked {self.rechecked}, disappeared {self.disappeared}" if self.rechecked else "")
+            + (f", re-checked {self.rechecked}" if self.rechecked else "")
+            + (f", disappeared {self.disappeared}" if self.disappeared else "")
+            + (f", reappeared {self.reappeared}" if self.reappeared else "")
         )
         return "\n".join([head, *("  " + m for m in self.messages)])
 

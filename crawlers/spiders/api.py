@@ -10,7 +10,8 @@ Configuration (`options`):
 - `fields`: JMESPath per Post field, evaluated on one item: `id` (required), `url`, `title`,
   `text`, `published` (ISO, RFC 822, Twitter-style, "3分钟前" or epoch seconds), `author_id`,
   `author_name`, `followers`, `verified`, `likes`, `reposts`, `comments`, `views`, `reply_to`,
-  `repost_of` (platform ids), `lang`, `quoted_text` (the text of the post a repost shares: a
+  `repost_of` (platform ids), `lang`, `deleted` (true for a post the platform shows as removed:
+  recorded as disappeared, not collected), `quoted_text` (the text of the post a repost shares: a
   repost of a post in the story joins the story even when its own text is "转发微博").
   `text_html: true` when `text` is HTML.
 - `url_template`: the post URL from its fields when the API has none (`.../detail/{id}`);
@@ -25,6 +26,9 @@ Configuration (`options`):
   the file). A missing variable fails the run with a message naming it.
 - `comments`: a nested mapping (`url`, `items`, `fields`, `min`) fetched per post whose
   comment count reaches `min`; each comment is a Post replying to its post (Weibo preset).
+- `listing_ordered`: the listing is a timeline in a fixed order (newest first): a known post
+  missing between two that are still there is recorded as disappeared (`crawlers.disappearance`;
+  off by default: a search ranks, it does not keep order).
 - `scope_ids`: `host` to prefix platform ids with the API host (Mastodon ids are per instance).
 """
 
@@ -42,11 +46,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import jmespath
 from scrapy.http import Request, Response
 
+from crawlers.disappearance import Listing
 from crawlers.extract import html_to_text, normalise_lang
 from crawlers.items import PostItem
 from crawlers.pipelines import post_doc_id
 from crawlers.spiders.base import SourceSpider
 from yuqing.config import ConfigError, SourceConfig
+from yuqing.ids import canonical_url
 
 PRESETS: dict[str, dict[str, Any]] = {
     "mastodon": {
@@ -69,6 +75,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "id": "name", "url": "permalink", "title": "title", "text": "selftext || title",
             "published": "created_utc", "author_id": "author_fullname || author", "author_name": "author",
             "likes": "ups", "comments": "num_comments", "repost_of": "crosspost_parent",
+            "deleted": "removed_by_category",
         },
         "base_url": "https://www.reddit.com",
         "next": {"param": "after", "path": "data.after"},
@@ -80,6 +87,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "author_name": "user.screen_name", "followers": "user.followers_count", "verified": "user.verified",
             "likes": "attitudes_count", "reposts": "reposts_count", "comments": "comments_count",
             "repost_of": "retweeted_status.id", "quoted_text": "retweeted_status.text",
+            "deleted": "deleted == '1'",
         },
         "text_html": True,
         "url_template": "https://m.weibo.cn/detail/{id}",
@@ -213,6 +221,7 @@ class ApiSpider(SourceSpider):
                 ctx.info(response.url, "no posts in the response")
             return
         fresh = 0
+        listing: list[str] = []
         for raw in items:
             if not isinstance(raw, dict):
                 continue
@@ -220,18 +229,39 @@ class ApiSpider(SourceSpider):
             if item is None:
                 continue
             self.newest = _newer(self.newest, str(search(self.conf["fields"]["id"], raw)))
-            if ctx.seen(self.doc_id_of(item)):
+            did = self.doc_id_of(item)
+            if self._deleted(raw, self.conf):
+                self.vanish(did, item.get("url") or response.url, "the platform marks it deleted")
+                continue
+            listing.append(did)
+            if ctx.seen(did):
                 ctx.counts["skipped_seen"] += 1
                 continue
             fresh += 1
             yield item
             yield from self._comments(response, raw, item)
+        self._list(response, listing)
         if self.conf.get("since") and self.newest:
             ctx.new_extra[self.since_key] = self.newest
         nxt = self._next_url(response, data, items, page)
         if nxt and fresh and page < self.source.max_pages:
             yield Request(nxt, callback=self.parse_start, errback=self.page_failed, headers=self.headers,
                           cb_kwargs={"page": page + 1})
+
+    def _deleted(self, raw: dict[str, Any], conf: dict[str, Any]) -> bool:
+        """`fields.deleted`: the platform's own marker of a removed post (Reddit's
+        `removed_by_category`, Weibo's `deleted`)."""
+        expr = conf["fields"].get("deleted")
+        return bool(expr) and bool(search(expr, raw))
+
+    def _list(self, response: Response, listing: list[str]) -> None:
+        """Posts shown (one marked gone before is back); with `listing_ordered: true` (a
+        timeline in a fixed order, e.g. newest first, and no `since`: a since-query shows only
+        newer posts) a known post missing between two that are still there is gone."""
+        if self.options.get("listing_ordered") and not self.conf.get("since"):
+            self.listed(Listing(canonical_url(response.url), listing))
+        else:
+            self.shown(listing)
 
     def _next_url(self, response: Response, data: Any, items: list[Any], page: int) -> str | None:
         spec = self.conf.get("next")
@@ -329,7 +359,12 @@ class ApiSpider(SourceSpider):
             item = self._item(response, raw, spec, parent=parent_raw_id)
             if item is None:
                 continue
-            if ctx.seen(self.doc_id_of(item)):
+            did = self.doc_id_of(item)
+            if self._deleted(raw, spec):
+                self.vanish(did, item.get("url") or response.url, "the platform marks it deleted")
+                continue
+            self.shown([did])
+            if ctx.seen(did):
                 ctx.counts["skipped_seen"] += 1
                 continue
             item["reply_to"] = parent_id

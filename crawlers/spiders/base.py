@@ -22,6 +22,9 @@ class SourceSpider(scrapy.Spider):
     """A spider configured by one `SourceConfig` (given through the `RunContext`)."""
 
     name = "source"
+    # whether posts live in containers a normal run may not fetch again (forum thread pages,
+    # Discourse topics that left the topic list): those are re-requested when due
+    container_rechecks = False
 
     def __init__(self, ctx: RunContext, **kwargs: Any) -> None:
         super().__init__(name=f"{self.name}:{ctx.source.name}", **kwargs)
@@ -29,6 +32,13 @@ class SourceSpider(scrapy.Spider):
         self.source = ctx.source
         self.options = ctx.source.options
         host = urlsplit(ctx.source.url).hostname
+        if ctx.engine is not None:
+            from crawlers.evidence import disappeared_urls
+
+            try:  # posts marked gone before: one shown again this run is back
+                ctx.was_gone = disappeared_urls(ctx.engine, ctx.source.name)
+            except Exception as e:  # noqa: BLE001 - a bonus, the crawl goes on
+                ctx.warn(None, f"could not read the posts marked gone: {type(e).__name__}: {e}")
         # follow links only within the source's own site unless told otherwise
         if not self.options.get("follow_offsite", False) and host:
             self.allowed_domains = [host]
@@ -50,41 +60,173 @@ class SourceSpider(scrapy.Spider):
 
     # -- re-checks of known posts (evidence: a post that disappeared) ----------------------
     def recheck_requests(self) -> list[Request]:
-        """Requests for the known posts due a re-check this run (`crawlers.evidence`); added
-        after the start requests by `CaptureMiddleware`. A failure here never fails the run."""
+        """Requests for the known posts due a re-check this run (`crawlers.evidence`), and for
+        the containers (thread pages) whose posts have no page of their own
+        (`crawlers.disappearance`); added after the start requests by `CaptureMiddleware`. A
+        failure here never fails the run."""
+        from crawlers.disappearance import LISTINGS, due_containers
         from crawlers.evidence import due_rechecks
 
         try:
             due = due_rechecks(self.ctx.engine, self.source.name, self.options)
         except Exception as e:  # noqa: BLE001 - re-checks are a bonus, the crawl goes on
             self.ctx.warn(None, f"could not read the posts to re-check: {type(e).__name__}: {e}")
-            return []
-        return [
+            due = []
+        out = [
             Request(r.url, callback=self.recheck_done, errback=self.recheck_failed, dont_filter=True, priority=-10,
                     cb_kwargs={"doc_id": r.doc_id}, meta={"handle_httpstatus_list": [404, 410], "recheck": True})
             for r in due
         ]
+        if self.container_rechecks:
+            containers = due_containers(
+                self.ctx.cursor.extra.get(LISTINGS) or {}, datetime.now(timezone.utc),
+                float(self.options.get("recheck_after", 6)), int(self.options.get("recheck_max", 20)))
+            out += [Request(url, callback=self.recheck_container, errback=self.recheck_failed, dont_filter=True,
+                            priority=-10, cb_kwargs={"container": key}, meta={"recheck": True})
+                    for key, url in containers]
+        return out
 
     def recheck_done(self, response: Response, doc_id: str) -> None:
-        import re
-
-        from crawlers.evidence import GONE_STATUSES
-
         ctx = self.ctx
         ctx.counts["rechecked"] += 1
         now = datetime.now(timezone.utc)
-        gone_text = self.options.get("gone_text")
-        gone = response.status in GONE_STATUSES
-        if not gone and gone_text:
-            try:
-                gone = re.search(str(gone_text), response.text) is not None
-            except (AttributeError, ValueError):  # not text
-                gone = False
-        if gone:
-            ctx.gone[doc_id] = now
-            ctx.info(response.url, f"the post is gone (HTTP {response.status}); recorded as disappeared")
+        why = self.gone_reason(response, doc_id)
+        if why:
+            self.vanish(doc_id, (response.meta.get("redirect_urls") or [response.url])[0], why, now)
         else:
             ctx.still_there[doc_id] = now
+
+    def gone_reason(self, response: Response, doc_id: str) -> str | None:
+        """Why a re-checked post's own URL says it is gone, or None: 404/410; `gone_text` (the
+        explicit override for the page's text); else the soft 404s of `crawlers.disappearance`
+        (redirect to the home or listing page, a JSON error body, a page whose main text no
+        longer holds the post). `options.soft_404: false` keeps only status and `gone_text`."""
+        import re
+
+        from crawlers.disappearance import json_body, json_gone_reason, redirected_away, text_replaced
+        from crawlers.evidence import GONE_STATUSES, stored_text
+
+        if response.status in GONE_STATUSES:
+            return f"HTTP {response.status}"
+        ctx = self.ctx
+        ctx.rechecked_ok += 1
+        gone_text = self.options.get("gone_text")
+        soft = bool(self.options.get("soft_404", True))
+        requested = (response.meta.get("redirect_urls") or [response.url])[0]
+        if soft and redirected_away(requested, response.url, self.source.url):
+            return f"its URL now redirects to {response.url}"
+        try:
+            text = response.text
+        except AttributeError:  # not text: nothing more to read in it
+            return None
+        if gone_text:
+            try:
+                if re.search(str(gone_text), text):
+                    return "the page matches options.gone_text"
+            except re.error:
+                return None  # a broken pattern: never guess
+        if not soft:
+            return None
+        data = json_body(response.body, response.headers.get(b"Content-Type", b"").decode("latin-1"))
+        if data is not None:
+            return json_gone_reason(data)
+        if gone_text:  # the explicit rule replaces the text test
+            return None
+        new = self.recheck_text(response)
+        try:
+            old = stored_text(ctx.engine, doc_id)
+        except Exception:  # noqa: BLE001 - without the old text only an empty page counts
+            old = None
+        if text_replaced(old, new) and self._page_held_post(doc_id, requested, old):
+            ctx.gone_by_text.add(doc_id)
+            return "the page no longer holds the post's text" if new else "the page has no main text any more"
+        return None
+
+    def _page_held_post(self, doc_id: str, url: str, text: str | None) -> bool:
+        """Whether the page, as captured when the post was taken, held the post's text by the
+        same extraction (a feed entry kept with the feed's text because its page had none
+        must not count as gone when the page still has none). True when no capture is left."""
+        from scrapy.http import HtmlResponse
+
+        from crawlers.disappearance import text_replaced
+        from crawlers.evidence import captures
+        from yuqing.ids import canonical_url
+
+        try:
+            caps = [c for c in captures(self.ctx.engine, doc_id)
+                    if c.status == 200 and canonical_url(c.url) == canonical_url(url)]
+        except Exception:  # noqa: BLE001 - without the capture, the stored text decides
+            return True
+        if not caps:
+            return True
+        cap = caps[-1]
+        then = HtmlResponse(url=cap.url, body=cap.body,
+                            headers={"Content-Type": cap.content_type} if cap.content_type else None)
+        try:
+            held = self.recheck_text(then)
+        except Exception:  # noqa: BLE001 - an old page that no longer parses proves nothing
+            return False
+        return not text_replaced(text, held)
+
+    def recheck_text(self, response: Response) -> str | None:
+        """The main text of a re-checked page, extracted as the post was (selectors, then
+        trafilatura)."""
+        from crawlers.spiders.html import extract_page
+
+        page = extract_page(self, response)
+        return page["text"] if page else None
+
+    # -- posts without a page of their own: listings (crawlers.disappearance) -------------
+    def listing_of(self, response: Response) -> Any:
+        """The `Listing` a container page shows, for spiders whose posts live in containers
+        that a normal run does not fetch again (forum threads); None where it cannot say."""
+        return None
+
+    def recheck_container(self, response: Response, container: str) -> None:
+        self.ctx.counts["rechecked"] += 1
+        listing = self.listing_of(response)
+        if listing is None or listing.container != container:
+            self.ctx.info(response.url, "re-check: the page no longer shows a comparable list of posts")
+            return
+        self.listed(listing)
+
+    def listed(self, listing: Any) -> None:
+        """A container was fetched and parsed: its posts are there (one marked gone is back);
+        known posts it provably should show and does not are gone; it is remembered."""
+        from crawlers.disappearance import LISTINGS, remember, vanished
+
+        ctx = self.ctx
+        now = datetime.now(timezone.utc)
+        for d in listing.ids:
+            ctx.present.setdefault(d, now)
+        before = (ctx.cursor.extra.get(LISTINGS) or {}).get(listing.container)
+        gone = vanished(before, listing)
+        for d in gone:
+            self.vanish(d, listing.url, f"no longer listed in {listing.container} though its neighbours are", now)
+        prev = ctx.new_extra.get(LISTINGS, {}).get(listing.container)
+        ctx.new_extra.setdefault(LISTINGS, {})[listing.container] = remember(prev or before, listing, now, gone)
+
+    def remember_container(self, container: str, url: str, ids: list[str]) -> None:
+        """Note a container for re-checks (`recheck_container`) without the neighbour rule
+        (spiders with their own rule: Discourse's stream)."""
+        from crawlers.disappearance import LISTINGS, Listing, remember
+
+        ctx = self.ctx
+        before = ctx.new_extra.get(LISTINGS, {}).get(container) or (ctx.cursor.extra.get(LISTINGS) or {}).get(container)
+        ctx.new_extra.setdefault(LISTINGS, {})[container] = remember(
+            before, Listing(container, ids, url=url), datetime.now(timezone.utc))
+
+    def vanish(self, doc_id: str, url: str | None, why: str, at: datetime | None = None) -> None:
+        """Note a known post as gone (recorded at the end of the run, if it is one of ours and
+        nothing else this run showed it)."""
+        self.ctx.gone.setdefault(doc_id, at or datetime.now(timezone.utc))
+        self.ctx.gone_why.setdefault(doc_id, (url, why))
+
+    def shown(self, doc_ids: Any) -> None:
+        """Posts a page showed (for reappearance) without a listing rule."""
+        now = datetime.now(timezone.utc)
+        for d in doc_ids:
+            self.ctx.present.setdefault(d, now)
 
     def recheck_failed(self, failure: Failure) -> None:
         """Not an error of the source: the post is re-checked on a later run."""

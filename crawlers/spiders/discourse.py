@@ -10,6 +10,10 @@ reads (views) and replies, its thread (the topic's first post) and the post it a
 requested again: the cursor maps each topic's post ids to post numbers (a post's identity is
 its topic and number, which is also how replies name what they answer), and the stream gives
 the ids before the text.
+
+Disappearance: the stream lists every visible post of the topic, so a known post missing from
+it is gone; a post with `deleted_at` or `user_deleted` is gone whatever its text says
+(`crawlers.disappearance`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from urllib.parse import urlencode, urlsplit
 
 from scrapy.http import Request, Response
 
+from crawlers.disappearance import post_deleted
 from crawlers.extract import html_to_text
 from crawlers.items import PostItem
 from crawlers.matching import Match
@@ -32,6 +37,11 @@ CHUNK = 20
 
 class DiscourseSpider(SourceSpider):
     name = "discourse"
+    container_rechecks = True  # topics that left the topic list are re-read when due
+
+    def recheck_container(self, response: Response, container: str) -> Iterator[Any]:
+        self.ctx.counts["rechecked"] += 1
+        yield from self.parse_topic(response)
 
     def parse_start(self, response: Response) -> Iterator[Any]:
         self.ctx.counts["pages"] += 1
@@ -60,9 +70,23 @@ class DiscourseSpider(SourceSpider):
         root = self._root(response)
         topic = {"id": data.get("id"), "slug": data.get("slug") or "topic", "title": data.get("title")}
         posts = (data.get("post_stream") or {}).get("posts") or []
+        known: dict[str, int] = dict(self.ctx.cursor.extra.get("discourse", {}).get(str(topic["id"]), {}))
+        stream = (data.get("post_stream") or {}).get("stream") or []
+        if stream:
+            # the stream lists every visible post of the topic: a known post not in it is gone
+            listed = {str(pid) for pid in stream}
+            for pid, number in list(known.items()):
+                if pid not in listed:
+                    self.vanish(self._did(root, topic, number), f"{root}/t/{topic['slug']}/{topic['id']}/{number}",
+                                "no longer in the topic's post stream")
+                    del known[pid]
+        # the topic's known posts carry over (a run fetches only the new ones)
+        self.ctx.new_extra.setdefault("discourse", {})[str(topic["id"])] = dict(known)
+        self.remember_container(f"discourse:{urlsplit(root).netloc}/t/{topic['id']}",
+                                f"{root}/t/{topic['slug']}/{topic['id']}.json",
+                                [self._did(root, topic, n) for n in known.values()] or [self._did(root, topic, 1)])
         yield from self._posts(root, topic, posts)
         have = {p.get("id") for p in posts}
-        known: dict[str, int] = self.ctx.cursor.extra.get("discourse", {}).get(str(topic["id"]), {})
         missing = [
             pid for pid in (data.get("post_stream") or {}).get("stream") or []
             if pid not in have
@@ -92,7 +116,13 @@ class DiscourseSpider(SourceSpider):
             number = int(p.get("post_number") or 0)
             key = self._key(root, topic, number)
             did = post_doc_id(self.source, doc_key=key)
+            if post_deleted(p):  # deleted by staff, or withdrawn by its author: gone, whatever it shows
+                self.vanish(did, f"{root}/t/{topic['slug']}/{topic['id']}/{number}",
+                            "Discourse marks the post deleted")
+                numbers.pop(str(p.get("id")), None)
+                continue
             numbers[str(p.get("id"))] = number
+            self.shown([did])
             if ctx.seen(did):
                 ctx.counts["skipped_seen"] += 1
                 continue

@@ -14,6 +14,10 @@ The source URL may be a board (thread links are followed, `max_pages` board page
 (`max_pages` pages of it). Incremental: the cursor keeps, per thread, the last page read and how
 many posts came before it, so the next run resumes there instead of re-reading a long thread;
 posts already handled are skipped by the seen-set. Discourse (JSON) is `crawlers.spiders.discourse`.
+
+Disappearance: each thread page's posts (with their own ids) are remembered; pages a run does
+not read again are re-checked when due, and a known post missing between two neighbours that
+are still there is recorded as gone (`crawlers.disappearance`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any
 from parsel import Selector
 from scrapy.http import Request, Response
 
+from crawlers.disappearance import Listing
 from crawlers.extract import page_lang
 from crawlers.matching import Match
 from crawlers.items import PostItem
@@ -68,6 +73,7 @@ _DIGITS = re.compile(r"(\d+)")
 
 class ForumSpider(SourceSpider):
     name = "forum"
+    container_rechecks = True  # a run resumes on a thread's last page: earlier pages are re-checked
 
     @classmethod
     def validate(cls, source: SourceConfig) -> None:
@@ -146,10 +152,15 @@ class ForumSpider(SourceSpider):
         if not nodes:
             ctx.warn(response.url, "no posts found on the thread page (selectors.post matched nothing)")
         inherit = bool(self.options.get("replies_inherit_match", True))
+        listing: list[str] | None = []
         for i, node in enumerate(nodes, start=1):
             pos = offset + i
             item = self._post(response, node, pos, lang, thread_title if pos == 1 else None)
             did = self.doc_id_of(item)
+            if listing is not None and item.get("platform_id"):
+                listing.append(did)
+            else:  # a post known by its place: no neighbour rule on this page
+                listing = None
             if pos == 1:
                 root = did
                 found = ctx.matcher.match(item.get("title"), item.get("text"), url=item["url"], lang=lang)
@@ -162,6 +173,8 @@ class ForumSpider(SourceSpider):
                 ctx.counts["skipped_seen"] += 1
                 continue
             yield item
+        if listing:
+            self.listed(Listing(canonical_url(response.url), listing, url=response.url))
         nxt = self._next(response, "next")
         if nxt and page < self.source.max_pages:
             yield Request(
@@ -177,18 +190,33 @@ class ForumSpider(SourceSpider):
                 "url": response.url, "page": page, "offset": offset, "root": root, "match": thread_match or [],
             }
 
-    def _post(self, response: Response, node: Selector, pos: int, lang: str | None, thread_title: str | None) -> PostItem:
-        sel = self.sel
-        raw_id = first(node, sel.get("post_id")) or ""
+    def listing_of(self, response: Response) -> Listing | None:
+        """The posts a thread page shows, for a re-check of it. Only posts with their own id
+        take part: a post known by its place alone changes identity when one before it goes."""
+        ids = []
+        for pos, node in enumerate(response.css(self.sel["post"]), start=1):
+            url, key, pid = self._identity(response, node, pos)
+            if pid is None:
+                return None
+            ids.append(self.doc_id_of({"url": url, "doc_key": key, "platform_id": pid}))
+        return Listing(canonical_url(response.url), ids, url=response.url) if ids else None
+
+    def _identity(self, response: Response, node: Selector, pos: int) -> tuple[str, str, str | None]:
+        """(url, doc key, post id) of a post on a thread page."""
+        raw_id = first(node, self.sel.get("post_id")) or ""
         m = _DIGITS.search(raw_id)
         pid = m.group(1) if m else None
-        template = sel.get("permalink")
+        template = self.sel.get("permalink")
         if pid and template:
             # the permalink is the identity (a forum's post ids are its own, not global)
             url = response.urljoin(template.format(id=pid))
-            key = canonical_url(url)
-        else:  # no permalink: the page plus the post's id (or place) identifies it
-            url, key = response.url, f"{canonical_url(response.url)}#{pid or pos}"
+            return url, canonical_url(url), pid
+        # no permalink: the page plus the post's id (or place) identifies it
+        return response.url, f"{canonical_url(response.url)}#{pid or pos}", pid
+
+    def _post(self, response: Response, node: Selector, pos: int, lang: str | None, thread_title: str | None) -> PostItem:
+        sel = self.sel
+        url, key, pid = self._identity(response, node, pos)
         author = first(node, sel.get("author"))
         profile = first(node, sel.get("author_link"))
         return PostItem(

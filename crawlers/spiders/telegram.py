@@ -6,7 +6,8 @@ The preview shows the newest ~20 messages; older ones are at `?before=<id>`. Eac
 text, time (`<time datetime>`, with offset), views, the channel as author, the message it
 replies to and the channel it was forwarded from (named in the text's metadata; Telegram gives
 no id for it). Incremental: older pages are followed only while they hold messages not seen
-before, up to `max_pages`.
+before, up to `max_pages`. A known message missing from a page whose message ids span its id is recorded as gone
+(`crawlers.disappearance`): the preview is a window, but ids are consecutive per channel.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 from parsel import Selector
 from scrapy.http import Request, Response
 
+from crawlers.disappearance import Listing
 from crawlers.extract import html_to_text
 from crawlers.items import PostItem
 from crawlers.pipelines import post_doc_id
@@ -55,13 +58,24 @@ class TelegramSpider(SourceSpider):
             return
         fresh = 0
         channel_name = first(response, ".tgme_channel_info_header_title ::text")
+        ids: dict[str, list[tuple[str, int]]] = {}
         for node in messages:
             item = self._message(response, node, channel_name)
-            if ctx.seen(self.doc_id_of(item)):
+            did = self.doc_id_of(item)
+            channel, _, number = item["platform_id"].partition("/")
+            if number.isdigit():
+                ids.setdefault(channel.lower(), []).append((did, int(number)))
+            if ctx.seen(did):
                 ctx.counts["skipped_seen"] += 1
                 continue
             fresh += 1
             yield item
+        # message ids grow by one per message in a channel: every id between the smallest and
+        # the largest shown is covered by this page, whatever window it is
+        host = urlsplit(response.url).netloc
+        for channel, found in ids.items():
+            self.listed(Listing(f"telegram:{host}/{channel}", [d for d, _ in found], keys=[k for _, k in found],
+                                url=None))
         older = response.css("a.tme_messages_more::attr(href)").get()
         if older and fresh and page < self.source.max_pages:
             yield Request(response.urljoin(older), callback=self.parse_page, errback=self.page_failed,

@@ -22,6 +22,8 @@ def sources(base: str) -> list[dict[str, Any]]:
          "timezone": "Asia/Shanghai", "options": FAST},
         {"name": "zh-feed", "kind": "feed", "url": f"{base}/feeds/zh.xml", "tier": "local_media",
          "timezone": "Asia/Shanghai", "options": FAST},
+        {"name": "tw-feed", "kind": "feed", "url": f"{base}/feeds/tw.xml", "timezone": "Asia/Taipei",
+         "options": {**FAST, "follow": "never"}},
         {"name": "ar-feed", "kind": "feed", "url": f"{base}/feeds/ar.atom", "lang": "ar",
          "timezone": "Asia/Riyadh", "options": FAST},
         {"name": "rdf-feed", "kind": "feed", "url": f"{base}/feeds/rdf.xml", "tier": "official", "options": FAST},

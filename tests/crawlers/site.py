@@ -130,6 +130,20 @@ def rss2(base: str, items: list[str], *, title: str = "Example Daily", lang: str
     )
 
 
+# -- Traditional Chinese feed in Big5 (XML prolog only), one entry with a date nobody can read --
+TW_FEED_ITEMS = [
+    """<item><title>國家水資源管理局澄清臨河水庫傳言</title>
+<link>{base}/tw/articles/1.html</link><guid>tw-1</guid>
+<pubDate>2024年12月15日 上午9:30</pubDate>
+<description>國家水資源管理局今日表示，網傳臨河水庫潰堤影片為舊影片，水庫運作正常。</description>
+</item>""",
+    """<item><title>水資源管理局發布枯水期供水公告</title>
+<link>{base}/tw/articles/2.html</link><guid>tw-2</guid>
+<pubDate>2024年13月45日 25:61</pubDate>
+<description>水資源管理局公告，枯水期各地供水將分區調度，請民眾節約用水。</description>
+</item>""",
+]
+
 # -- Chinese (GBK feed; GBK, mis-declared and Big5 articles) --------------------------------
 ZH_FEED_ITEMS = [
     """<item><title>国家水资源管理局回应水库裂缝传言</title>
@@ -420,6 +434,8 @@ class FixtureSite:
         P["/zh/articles/2.html"] = Page(ZH_ARTICLE_2.encode("gb18030"), "text/html; charset=utf-8")
         P["/zh/articles/3.html"] = Page(ZH_ARTICLE_3_BIG5.encode("big5"), "text/html; charset=big5")
         P["/zh/articles/4.html"] = Page(ZH_ARTICLE_4.encode("utf-8"))
+        P["/feeds/tw.xml"] = Page(rss2(b, TW_FEED_ITEMS, title="臨河新聞", lang="zh-tw", encoding="Big5").encode("big5"),
+                                  "application/rss+xml")
         P["/feeds/ar.atom"] = Page(AR_ATOM.format(base=b).encode(), "application/atom+xml")
         P["/ar/articles/1.html"] = Page(AR_ARTICLE_1.encode())
         P["/ar/articles/2.html"] = Page(AR_ARTICLE_2.encode())

@@ -161,6 +161,22 @@ def test_gbk_feed_gbk_big5_and_misdeclared_pages(world: World) -> None:
     assert big5.published_at == utc(2024, 12, 15, 2, 0)
 
 
+def test_big5_feed_with_an_unreadable_date(world: World) -> None:
+    t0 = datetime.now(timezone.utc)
+    r = world.crawled("tw-feed")
+    assert r.ok and (r.enqueued, r.errors) == (2, 0), r.messages
+    posts = world.posts("tw-feed")
+    first, second = posts["/tw/articles/1.html"], posts["/tw/articles/2.html"]
+    assert first.title == "國家水資源管理局澄清臨河水庫傳言"  # Big5 decoded, Traditional kept
+    assert "国家水资源管理局" in first.matched_terms  # and matched by the Simplified term
+    assert first.published_at == utc(2024, 12, 15, 1, 30)  # "上午9:30" in Taipei
+    # the date cannot be read: the post is kept with the fetch time, and the report says why
+    assert t0 <= second.published_at <= datetime.now(timezone.utc)
+    assert second.text.startswith("水資源管理局公告")
+    assert (f"source tw-feed: {world.url('/tw/articles/2.html')}: unreadable date '2024年13月45日 25:61'; "
+            "using the article page or the fetch time") in r.messages
+
+
 def test_arabic_atom_feed(world: World) -> None:
     r = world.crawled("ar-feed")
     assert r.ok and (r.enqueued, r.unmatched) == (1, 1)

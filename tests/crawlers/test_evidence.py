@@ -104,6 +104,12 @@ def test_a_removed_post_is_marked_disappeared_by_the_next_crawl_and_keeps_its_ca
         t0 = datetime.now(timezone.utc)
         r = world.crawl("news")
         t1 = datetime.now(timezone.utc)
+        # still gone on the next run: re-checked, the first time it was found gone is kept
+        r2 = world.crawl("news")
+        assert (r2.rechecked, r2.disappeared, r2.reappeared, r2.errors) == (3, 0, 0, 0), r2.messages
+        with world.engine.connect() as c:  # checked again (not due again at once), not "seen"
+            row = c.execute(sa.select(crawled_posts).where(crawled_posts.c.doc_id == a1.id)).one()
+        assert row.checked_at > t1 and row.last_seen < t0 and row.disappeared_at < t1
     finally:
         world.site.pages.clear()
         world.site.pages.update(saved)
@@ -122,10 +128,21 @@ def test_a_removed_post_is_marked_disappeared_by_the_next_crawl_and_keeps_its_ca
     # the capture outlives the page
     assert [c.body for c in evidence.captures(world.engine, a1.id)] == [page]
 
-    # the next run re-checks only what is still there
-    r = world.crawl("news")
-    assert (r.rechecked, r.disappeared) == (2, 0)
     assert evidence.disappeared(world.engine, "news") == gone
+
+    # the page is back (restored above): the next re-check un-marks it and re-queues it
+    r = world.crawl("news")
+    assert (r.rechecked, r.disappeared, r.reappeared, r.enqueued) == (3, 0, 1, 0), r.messages
+    assert (f"source news: {world.site.base}/news/a1.html: the post {a1.id} was marked gone and is there again; "
+            "un-marked and re-queued") in r.messages
+    assert evidence.disappeared(world.engine, "news") == {}
+    post, status = world.posts("news")["/news/a1.html"]
+    assert status == "pending" and post == before["/news/a1.html"][0]
+    with world.engine.connect() as c:
+        cp = c.execute(sa.select(crawled_posts).where(crawled_posts.c.doc_id == a1.id)).one()
+    assert cp.disappeared_at is None and cp.checked_at > t1
+    r = world.crawl("news")  # and it stays that way
+    assert (r.rechecked, r.disappeared, r.reappeared) == (3, 0, 0)
 
 
 def test_retention_purges_old_captures_only(world: World) -> None:
