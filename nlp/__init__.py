@@ -13,9 +13,10 @@ Modules, each named for what it holds:
   topics        keyword rules + prototype similarity over the agency's taxonomy
   classifier    Classifier.load / classify: the inference API the worker uses
   contract      `yuqing classify` JSONL contract (main(argv, stdin, stdout, stderr))
-  data          readers for ../shared/data
+  single_task   a deployer's standard sequence-classification model answering one task (overrides)
+  data          readers for ../shared/data and the agency's labelled posts (`yuqing export-labels`)
   metrics       accuracy, macro-F1, confusion, AUC, calibration error
   evaluate      dev-set evaluation of a saved model directory and its card (manifest + README.md)
-  train         multi-task training: `python -m nlp.train`
-  onnx_export   ONNX export + int8 quantisation into a model directory
+  train         training: `yuqing train --config train.yaml` (MLM pretraining, LoRA, labelled posts)
+  onnx_export   `yuqing models export-onnx | checksum | verify`: ONNX int8 export, checksum lists
 """

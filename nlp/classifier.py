@@ -1,7 +1,7 @@
 """The inference API the worker and `yuqing classify` use.
 
     clf = Classifier.load(model_dir, topics=settings.topics, device="auto", threads=None, batch_size=32)
-    clf.model_id                      # "<name>@<version>"
+    clf.model_id                      # "<name>@<version>", or "<name>@<version>+sentiment=<name>@<sha8>"
     clf.classify(items)               # list[yuqing.records.Classification], same order
     clf.predict(items)                # list[Prediction]: id, lang (ISO 639-1) and classification
 
@@ -10,6 +10,11 @@ one forward pass per post yields sentiment, rumour and the embedding the topic m
 Rows are sorted by token length into batches (padding is wasted time) and put back in order.
 Every input gets an answer: empty or binary text gets the defined "no content" answer (neutral,
 no topics, rumour from the context alone), over-long text is cut head+tail.
+
+`overrides` (`nlp.single_task`): a deployer's standard sequence-classification model answers one
+task (sentiment or rumour) instead of our head; the other answers still come from the main model.
+The n-gram blend of that task is then skipped (its stacker was fitted on our encoder's outputs),
+and `model_id` names both, so every answer says which bytes produced it.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from nlp.langid import detect
 from nlp.modeldir import LoadedModel, load
 from nlp.normalize import clean, normalize
 from nlp.rumor_features import features as rumor_features
+from nlp.single_task import OverrideSpec, SingleTask, load_single_task
 from nlp.topics import TOPIC_FLOOR, TopicMatcher
 from yuqing.config import TopicConfig
 from yuqing.records import SENTIMENTS, Classification
@@ -84,7 +90,7 @@ class Classifier:
     """A loaded, verified model plus the topic taxonomy; thread-compatible for reading."""
 
     def __init__(self, loaded: LoadedModel, topics: Sequence[TopicConfig] | None, device: torch.device,
-                 batch_size: int = 32, backend: str = "auto") -> None:
+                 batch_size: int = 32, backend: str = "auto", overrides: Sequence[SingleTask] = ()) -> None:
         self.loaded = loaded
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
@@ -104,6 +110,11 @@ class Classifier:
             from nlp.hybrid import Hybrid
 
             self.hybrid = Hybrid.load(loaded.path, set(self.manifest.files))
+        self.overrides: dict[str, SingleTask] = {}
+        for o in overrides:
+            if o.task in self.overrides:
+                raise ModelError(f"two override models for {o.task!r}: {self.overrides[o.task].path} and {o.path}")
+            self.overrides[o.task] = o
         th = self.manifest.heads.topics
         self.topic_matcher = (TopicMatcher(topics, self._embed_texts, th.threshold, th.slope, th.encoder_weight)
                               if topics else None)
@@ -111,22 +122,31 @@ class Classifier:
     # -- construction ---------------------------------------------------------------------
     @classmethod
     def load(cls, model_dir: Path | str, topics: Sequence[TopicConfig] | None = None, device: str = "auto",
-             threads: int | None = None, batch_size: int = 32, backend: str = "auto") -> "Classifier":
+             threads: int | None = None, batch_size: int = 32, backend: str = "auto",
+             overrides: Sequence[OverrideSpec] = ()) -> "Classifier":
         """Verify and load `model_dir` (offline). Raises ModelError naming the file at fault.
 
         `threads` sets torch's (and ONNX Runtime's) intra-op threads (None: torch's default, all
         cores); a worker sharing the machine with crawlers and the API should pass fewer.
         `backend`: "auto" uses the directory's int8 `model.onnx` on CPU when onnxruntime is
         installed, else torch; "torch" or "onnx" force one.
+        `overrides`: standard sequence-classification directories answering one task each
+        (`nlp.single_task`), verified and loaded like the main model.
         """
         if threads:
             torch.set_num_threads(int(threads))
         dev = pick_device(device)
-        return cls(load(model_dir, dev), topics, dev, batch_size, backend)
+        loaded = load(model_dir, dev)
+        singles = [load_single_task(o, dev, batch_size) for o in overrides]
+        return cls(loaded, topics, dev, batch_size, backend, singles)
 
     @property
     def model_id(self) -> str:
-        return self.manifest.model_id
+        """`<name>@<version>`, then `+<task>=<name>@<sha8>` for each task answered by an override
+        (in a fixed order), e.g. `default@1.0.0+sentiment=cardiff@3f2a9c1b`."""
+        parts = [self.manifest.model_id]
+        parts += [f"{t}={self.overrides[t].model_id}" for t in ("sentiment", "rumor") if t in self.overrides]
+        return "+".join(parts)
 
     # -- core -----------------------------------------------------------------------------
     def _forward(self, ids: list[list[int]], feats: list[list[float]] | None) -> dict[str, torch.Tensor]:
@@ -184,9 +204,21 @@ class Classifier:
         sent = out["sentiment"].double().numpy()
         rum = out["rumor"].double().numpy()
         if self.hybrid is not None:
-            sent = self.hybrid.sentiment(texts, langs, sent)
-            rum = self.hybrid.rumor(texts, [it.reposts for it in items], rum, np.asarray(feats, dtype=np.float64))
+            if "sentiment" not in self.overrides:
+                sent = self.hybrid.sentiment(texts, langs, sent)
+            if "rumor" not in self.overrides:
+                rum = self.hybrid.rumor(texts, [it.reposts for it in items], rum, np.asarray(feats, dtype=np.float64))
+        if self.overrides:
+            sel = [i for i, t in enumerate(texts) if t]
+            raw = [normalize(items[i].text, fold_text=False) for i in sel]
+            if sel and "sentiment" in self.overrides:
+                sent = np.array(sent, dtype=np.float64, copy=True)
+                sent[sel] = self.overrides["sentiment"].probabilities(raw)
+            if sel and "rumor" in self.overrides:
+                rum = np.array(rum, dtype=np.float64, copy=True)
+                rum[sel] = self.overrides["rumor"].probabilities(raw)
         preds = []
+        model_id = self.model_id
         for i, it in enumerate(items):
             empty = not texts[i]
             lang = langs[i]
@@ -205,7 +237,7 @@ class Classifier:
                     sentiment_scores=scores,
                     topics=(topics[i] if topics and not empty else []),
                     rumor=round(r, 6),
-                    model=self.model_id,
+                    model=model_id,
                 ),
             ))
         return preds

@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--topics", type=Path, help="YAML list of topics {name, description, keywords, examples} "
                                                "(default: the configuration's topics)")
     p.add_argument("--config", type=Path, help="configuration file (default: $YUQING_CONFIG or ./config.yaml)")
+    p.add_argument("--override", action="append", default=[], metavar="TASK=DIR",
+                   help="a standard sequence-classification model answering TASK (sentiment or rumor) instead of "
+                        "the main model's head (default: the configuration's nlp.overrides)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
@@ -135,7 +138,7 @@ def main(argv: list[str] | None = None, stdin: IO[Any] | None = None, stdout: IO
     args = _parser().parse_args(argv)
 
     settings = None
-    if args.model is None or args.topics is None:
+    if args.model is None or args.topics is None or args.config is not None:
         try:
             from yuqing.config import ConfigError, load_settings
 
@@ -149,6 +152,16 @@ def main(argv: list[str] | None = None, stdin: IO[Any] | None = None, stdout: IO
     except ValueError as e:
         print(f"yuqing classify: {e}", file=stderr)
         return 2
+    from nlp.single_task import parse_override_arg, specs_from_settings
+
+    try:
+        overrides = {o.task: o for o in (specs_from_settings(settings) if settings is not None else [])}
+        for value in args.override:
+            o = parse_override_arg(value)
+            overrides[o.task] = o
+    except ValueError as e:
+        print(f"yuqing classify: {e}", file=stderr)
+        return 2
     nlp_cfg = settings.nlp if settings is not None else None
     batch = args.batch_size or (nlp_cfg.batch_size if nlp_cfg else 32)
     threads = args.threads or (nlp_cfg.threads if nlp_cfg else None)
@@ -158,7 +171,7 @@ def main(argv: list[str] | None = None, stdin: IO[Any] | None = None, stdout: IO
 
     try:
         clf = Classifier.load(model_dir, topics=topics, device=device, threads=threads, batch_size=batch,
-                              backend=args.backend)
+                              backend=args.backend, overrides=list(overrides.values()))
     except ModelError as e:
         print(f"yuqing classify: cannot load model: {e}", file=stderr)
         return 2

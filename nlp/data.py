@@ -74,7 +74,8 @@ class SharedData:
     def unlabelled_texts(self, limit: int = 60000, seed: int = 0) -> list[str]:
         """Repost/comment texts of the training cascades: real Weibo language for the tokenizer."""
         rng = random.Random(seed)
-        texts = [r.get("text") or "" for e in self.train["rumor"] for r in e.row.get("reposts") or []]
+        texts = [r.get("text") or "" for e in self.train.get("rumor", []) for r in e.row.get("reposts") or []
+                 if isinstance(r, dict)]
         texts = [t for t in texts if len(t) > 3]
         rng.shuffle(texts)
         return texts[:limit]
@@ -122,3 +123,123 @@ def load_shared(root: Path, arsarcasm_dev_fraction: float = 0.1, seed: int = 13)
     }
     files = {p.relative_to(root).as_posix(): file_sha256(p) for p in need}
     return SharedData(root=root, train=train, dev=dev, files=files)
+
+
+# -- the agency's own labelled posts (`yuqing export-labels`) ---------------------------------
+SENTIMENT_VALUES = ("negative", "neutral", "positive")
+
+
+def _labelled_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
+            for n, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"{path}:{n}: not valid JSON ({e.msg} at column {e.colno})") from None
+                if not isinstance(row, dict):
+                    raise ValueError(f"{path}:{n}: expected a JSON object, got {type(row).__name__}")
+                yield n, row
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 (byte {e.start})") from None
+
+
+def read_labelled(path: Path) -> tuple[list[Example], int]:
+    """Rows of a `yuqing export-labels` file (api/corrections.py): sentiment rows
+    `{"id", "lang", "text", "sentiment", ...}` and rumour rows `{"id", "lang", "text", "rumor": 0|1,
+    "time", "user", "reposts_count", "reposts", ...}` become Examples; topic rows (`"topics"`) are
+    counted and returned as the second value (topics are taught by the taxonomy's examples, there
+    is no trained topic head). A malformed row is a ValueError naming file:line and the key."""
+    path = Path(path)
+    out: list[Example] = []
+    topics = 0
+    for n, r in _labelled_rows(path):
+        where = f"{path}:{n}"
+        text = r.get("text")
+        if not isinstance(text, str):
+            raise ValueError(f"{where}: 'text' must be a string")
+        lang = r.get("lang")
+        if lang is not None and not isinstance(lang, str):
+            raise ValueError(f"{where}: 'lang' must be a string or null")
+        lang = (lang or "und").split("-")[0].lower()
+        src = str(r.get("source") or "agency")
+        if "sentiment" in r:
+            if r["sentiment"] not in SENTIMENT_VALUES:
+                raise ValueError(f"{where}: 'sentiment' must be one of {', '.join(SENTIMENT_VALUES)}, got {r['sentiment']!r}")
+            out.append(Example("sentiment", lang, text, r["sentiment"], src, r))
+        elif "rumor" in r:
+            if r["rumor"] not in (0, 1) or isinstance(r["rumor"], float):
+                raise ValueError(f"{where}: 'rumor' must be 0 or 1, got {r['rumor']!r}")
+            if r.get("reposts") is not None and not isinstance(r["reposts"], list):
+                raise ValueError(f"{where}: 'reposts' must be a list")
+            out.append(Example("rumor", lang, text, int(r["rumor"]), src, r))
+        elif "topics" in r:
+            if not isinstance(r["topics"], list):
+                raise ValueError(f"{where}: 'topics' must be a list of topic names")
+            topics += 1
+        else:
+            raise ValueError(f"{where}: expected one of 'sentiment', 'rumor' or 'topics' (the rows of yuqing export-labels)")
+    return out, topics
+
+
+def _corrected_at(e: Example) -> str:
+    return str(e.row.get("corrected_at") or "")
+
+
+def add_labelled(data: SharedData, paths: list[Path], dev_fraction: float = 0.2, seed: int = 17) -> dict[str, Any]:
+    """Merge the agency's labelled posts into `data` (in place); returns what was done, for the manifest.
+
+    Dedup before splitting, as for the shared data: rows are keyed by folded text; among agency
+    rows the newest correction wins; an agency row whose text is in a shared dev set is dropped
+    (the dev figures must stay clean); a shared training row whose text an analyst labelled is
+    dropped (the analyst's label wins). Then a held-out slice becomes dev sets of their own
+    (`agency_<lang>` for sentiment, stratified by label; `agency_rumor`, the newest posts by
+    `time`: a chronological split, as rumours are judged on posts that come later).
+    """
+    rows: list[Example] = []
+    topics = 0
+    files: dict[str, str] = {}
+    for p in paths:
+        got, t = read_labelled(Path(p))
+        rows += got
+        topics += t
+        files[str(p)] = file_sha256(Path(p))
+    newest: dict[tuple[str, str], Example] = {}
+    for e in sorted(rows, key=_corrected_at):  # later corrections replace earlier ones
+        newest[(e.task, fold(e.text))] = e
+    held = {fold(e.text) for v in data.dev.values() for e in v}
+    kept = [e for e in newest.values() if fold(e.text) not in held and e.text.strip()]
+    labelled = {(e.task, fold(e.text)) for e in kept}
+    for key, v in data.train.items():
+        task = "rumor" if key == "rumor" else "sentiment"
+        data.train[key] = [e for e in v if (task, fold(e.text)) not in labelled]
+    rng = random.Random(seed)
+    groups: dict[str, list[Example]] = {}
+    for e in kept:
+        groups.setdefault("rumor" if e.task == "rumor" else e.lang, []).append(e)
+    counts: dict[str, dict[str, int]] = {}
+    for key, v in sorted(groups.items()):
+        if key == "rumor":
+            v = sorted(v, key=lambda e: (float(e.row.get("time") or 0), e.text))
+            k = int(round(len(v) * dev_fraction))
+            train, dev = v[: len(v) - k], v[len(v) - k :]
+        else:
+            train, dev = [], []
+            for lab in SENTIMENT_VALUES:
+                part = [e for e in v if e.label == lab]
+                rng.shuffle(part)
+                k = int(round(len(part) * dev_fraction))
+                dev += part[:k]
+                train += part[k:]
+        data.train.setdefault(key, []).extend(train)
+        if dev:
+            data.dev[f"agency_{key}"] = dev
+        counts[key] = {"train": len(train), "dev": len(dev)}
+    data.files.update({f"labelled:{k}": v for k, v in files.items()})
+    return {"files": files, "rows_read": len(rows), "kept_after_dedup": len(kept), "topic_rows_ignored": topics,
+            "split": counts, "dev_fraction": dev_fraction}

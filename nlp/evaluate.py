@@ -96,7 +96,8 @@ def evaluate(model_dir: Path, data: SharedData, limit: int | None = None, topics
     res: dict[str, Any] = {"split": "dev", "measured_on": "the saved model directory, via Classifier.load",
                            "sentiment": {}, "rumor": None, "topics_standin": None}
     two_class = set(clf.manifest.heads.sentiment.two_class_languages)
-    for key in ("zh", "en", "ar", "ar_sarcasm"):
+    agency = sorted(k for k in data.dev if k.startswith("agency_") and k != "agency_rumor")
+    for key in ("zh", "en", "ar", "ar_sarcasm", *agency):
         rows = _sample(data.dev.get(key, []), limit)
         if rows:
             res["sentiment"][key] = eval_sentiment(clf, rows, two_class=(key in two_class))
@@ -106,6 +107,10 @@ def evaluate(model_dir: Path, data: SharedData, limit: int | None = None, topics
     if rows:
         res["rumor"] = eval_rumor(clf, rows)
         log("dev rumour: " + ", ".join(f"{k} auc={v['auc']} ece={v['ece']}" for k, v in res["rumor"].items()))
+    rows = _sample(data.dev.get("agency_rumor", []), limit)
+    if rows:  # the agency's own rumour labels (chronological hold-out; nlp.data.add_labelled)
+        res["agency_rumor"] = eval_rumor(clf, rows)
+        log("agency rumour: " + ", ".join(f"{k} auc={v['auc']}" for k, v in res["agency_rumor"].items()))
     if topics:
         res["topics_standin"] = eval_topics(model_dir, data, limit)
         if res["topics_standin"]:

@@ -76,6 +76,7 @@ class YuqingMultiTask(BertPreTrainedModel):
         n_feat = int(getattr(config, "yuqing_rumor_features", len(FEATURES)))
         hid = int(getattr(config, "yuqing_rumor_hidden", 64))
         self.rumor_head = nn.Sequential(nn.Linear(config.hidden_size + n_feat, hid), nn.GELU(), nn.Linear(hid, 1))
+        self.n_rumor_features = n_feat  # (not read off rumor_head: PEFT may wrap it)
         self.register_buffer("embed_center", torch.zeros(config.hidden_size), persistent=True)
         self.post_init()
 
@@ -91,8 +92,7 @@ class YuqingMultiTask(BertPreTrainedModel):
         mean = (seq * mask).sum(1) / mask.sum(1).clamp(min=1.0)
         pooled = self.dropout(mean)
         if rumor_features is None:
-            n_feat = self.rumor_head[0].in_features - seq.shape[-1]
-            rumor_features = seq.new_zeros(seq.shape[0], n_feat)
+            rumor_features = seq.new_zeros(seq.shape[0], self.n_rumor_features)
         rumor = self.rumor_head(torch.cat([pooled, rumor_features.to(seq.dtype)], dim=-1)).squeeze(-1)
         return MultiTaskOutput(
             sentiment_logits=self.classifier(pooled),

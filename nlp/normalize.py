@@ -66,8 +66,12 @@ def head_tail(text: str, max_chars: int = MAX_INPUT_CHARS) -> str:
     return text[:head] + " … " + text[-tail:]
 
 
-def normalize(text: str | bytes | None, max_chars: int = MAX_INPUT_CHARS) -> str:
-    """The model's view of a post (never stored or displayed: the original text is kept)."""
+def normalize(text: str | bytes | None, max_chars: int = MAX_INPUT_CHARS, fold_text: bool = True) -> str:
+    """The model's view of a post (never stored or displayed: the original text is kept).
+
+    `fold_text=False` skips `yuqing.text.fold` (case, Traditional->Simplified, Arabic letter
+    variants): a deployer's pretrained model (`nlp.single_task`) was trained on unfolded text, with
+    only the `@user` / `http` placeholders that this function also writes."""
     t = head_tail(clean(text), max_chars)
     if not t:
         return ""
@@ -79,6 +83,7 @@ def normalize(text: str | bytes | None, max_chars: int = MAX_INPUT_CHARS) -> str
     t = _MENTION.sub("@user", t)
     t = _EMOJI_NOISE.sub("", t)
     t = unicodedata.normalize("NFKC", t)
-    t = fold(t)
+    if fold_text:
+        t = fold(t)
     t = _REPEAT.sub(r"\1\1\1", t)
     return t

@@ -87,11 +87,55 @@ def export_onnx(model_dir: Path | str, quantize: bool = True, opset: int = 17) -
     return target
 
 
+def checksum_main(argv: list[str]) -> int:
+    """`yuqing models checksum DIR`: write DIR/sha256sums (coreutils format) for a model directory
+    without our manifest (e.g. one fetched with `hf download`), on the machine that downloaded it."""
+    from nlp.single_task import write_sums
+
+    p = argparse.ArgumentParser(prog="yuqing models checksum", description=checksum_main.__doc__.split("\n")[0])
+    p.add_argument("model_dir", type=Path)
+    a = p.parse_args(argv)
+    try:
+        print(write_sums(a.model_dir))
+    except ModelError as e:
+        print(f"checksum: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def verify_main(argv: list[str]) -> int:
+    """`yuqing models verify DIR`: check a model directory's files against its manifest.json (our
+    models) or its sha256sums (a standard model); exit 2 naming the first file that differs."""
+    from nlp.manifest import MANIFEST, verify
+    from nlp.single_task import verify_sums
+
+    p = argparse.ArgumentParser(prog="yuqing models verify", description=verify_main.__doc__.split("\n")[0])
+    p.add_argument("model_dir", type=Path)
+    a = p.parse_args(argv)
+    try:
+        if (a.model_dir / MANIFEST).exists():
+            m = read_manifest(a.model_dir)
+            verify(a.model_dir, m)
+            n = len(m.files)
+        else:
+            n = len(verify_sums(a.model_dir))
+    except ModelError as e:
+        print(f"verify: {e}", file=sys.stderr)
+        return 2
+    print(f"ok: {n} files match ({a.model_dir})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    """`yuqing models export-onnx DIR | checksum DIR | verify DIR`."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["checksum"]:
+        return checksum_main(argv[1:])
+    if argv[:1] == ["verify"]:
+        return verify_main(argv[1:])
     p = argparse.ArgumentParser(prog="yuqing models export-onnx", description="Export a model directory to ONNX (int8).")
     p.add_argument("model_dir", type=Path)
     p.add_argument("--no-quantize", action="store_true")
-    argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["export-onnx"]:  # called as `yuqing models export-onnx DIR`
         argv = argv[1:]
     a = p.parse_args(argv)

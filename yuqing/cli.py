@@ -246,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("crawl", "crawl one source now: yuqing crawl [--config FILE] SOURCE [--json]"),
         ("classify", "classify JSONL posts: yuqing classify [--model DIR] [--topics FILE] < in > out"),
         ("alerts", "list alerts; `yuqing alerts backtest --series FILE.csv`"),
-        ("models", "`yuqing models export-onnx DIR`"),
+        ("models", "`yuqing models export-onnx DIR | checksum DIR | verify DIR`"),
         ("train", "`yuqing train --config train.yaml`"),
         ("export-labels", "analysts' corrections as training JSONL: yuqing export-labels [--task ...] [--out FILE]"),
     ):

@@ -194,6 +194,33 @@ class HighReachRule(_Strict):
         return self
 
 
+class ConfirmWindow(_Strict):
+    """A second horizon on which a volume spike must show before it opens an alert (issue 6:
+    "last 15 min vs last 3 h vs same time last week"). The window's count is compared with a
+    reference, floored at `baseline_floor`: with `span`, the count per window over the `span`
+    just before the window (is it rising against the last hours?); with `lag`, the same window
+    `lag` ago (is it more than at this time last week?). It confirms when the ratio reaches
+    `min_ratio`."""
+
+    name: str = Field(min_length=1, max_length=40)
+    span: Duration | None = None
+    lag: Duration | None = None
+    min_ratio: float = Field(default=1.5, ge=1.0)
+
+    @model_validator(mode="after")
+    def _one_reference(self) -> "ConfirmWindow":
+        if (self.span is None) == (self.lag is None):
+            raise ValueError(f"confirm window {self.name!r}: give exactly one of span (the hours before) or lag (the same window that long ago)")
+        return self
+
+
+def _default_confirm() -> list[ConfirmWindow]:
+    return [
+        ConfirmWindow(name="last 3 h", span=timedelta(hours=3), min_ratio=1.5),
+        ConfirmWindow(name="same time last week", lag=timedelta(days=7), min_ratio=1.5),
+    ]
+
+
 class AlertsOverride(_Strict):
     """Per-watchlist thresholds (`alerts.overrides.<watchlist>`): every field given replaces the
     global one for that watchlist only; timing (window, baseline, interval) stays global
@@ -209,6 +236,8 @@ class AlertsOverride(_Strict):
     count_by: Literal["posts", "clusters"] | None = None
     deadlines: dict[Level, Duration] | None = None
     topics: list[str] | None = None
+    confirm: list[ConfirmWindow] | None = None
+    confirm_min: int | None = Field(default=None, ge=0)
 
 
 class RotaShift(_Strict):
@@ -377,12 +406,16 @@ class AlertsConfig(_Strict):
     # `pickup_raise` steps (capped at red); it never opens an alert on its own
     pickup_tiers: list[SourceTier] = Field(default_factory=lambda: [SourceTier.official, SourceTier.national_media])
     pickup_raise: int = Field(default=1, ge=0, le=3)
-    # what the volume and rumour rules count: every post, or each story cluster (identical
-    # texts) once per interval, so a copy-paste campaign is one story with many shares
-    count_by: Literal["posts", "clusters"] = "posts"
-    # at most this many posts are read per judged span to count clusters; beyond it the
-    # counts fall back to posts and the figures say so
-    cluster_scan: int = Field(default=20_000, ge=100, le=1_000_000)
+    # what the volume and rumour rules count: each story cluster (posts sharing the inbox's
+    # near-duplicate `cluster_id`; a post without one is its own story) once per window, so a
+    # copy-paste campaign is one story with many shares (the figures give both); or every post
+    count_by: Literal["posts", "clusters"] = "clusters"
+    # multi-window confirmation: a volume spike opens an alert only when at least
+    # `confirm_min` of these horizons confirm it too (0 = off); every window's figures are in
+    # the alert's figures.rules.volume.confirm. An open thread's escalations are judged against
+    # the baseline pinned at opening, without confirmation (the incident is already confirmed).
+    confirm: list[ConfirmWindow] = Field(default_factory=_default_confirm)
+    confirm_min: int = Field(default=1, ge=0)
     # per-topic threads (key "<watchlist>/topic:<topic>"): names from the `topics` list, [] = off
     topics: list[str] = Field(default_factory=list)
     # per-watchlist thresholds, keyed by watchlist name
@@ -399,6 +432,23 @@ class AlertsConfig(_Strict):
     delivery_lease: Duration = timedelta(minutes=5)
     # a notification not delivered within this long is given up ("expired"): stale pages are noise
     delivery_expiry: Duration = timedelta(hours=6)
+
+    def _check_confirm(self, windows: list[ConfirmWindow], need: int, step: timedelta, where: str) -> None:
+        """Confirmation windows must be countable in the detector's buckets and reachable."""
+        names = [w.name for w in windows]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{where}confirm: window names must be unique, got {names}")
+        if need > len(windows):
+            raise ValueError(f"{where}confirm_min is {need} but only {len(windows)} confirm window(s) are given")
+        for w in windows:
+            for field_name in ("span", "lag"):
+                value = getattr(w, field_name)
+                if value is None:
+                    continue
+                if value < self.window:
+                    raise ValueError(f"{where}confirm window {w.name!r}: {field_name} must be at least the window ({self.window})")
+                if value % step:
+                    raise ValueError(f"{where}confirm window {w.name!r}: {field_name} must be a whole number of buckets ({step})")
 
     def for_watchlist(self, name: str) -> "AlertsConfig":
         """This configuration with the watchlist's overrides applied (validated at load)."""
@@ -442,7 +492,15 @@ class AlertsConfig(_Strict):
             levels = [r.level for r in rules]
             if len(set(levels)) != len(levels):
                 raise ValueError(f"{name}: each level may have one rule only")
+        self._check_confirm(self.confirm, self.confirm_min, step, "")
         for wl, o in self.overrides.items():
+            if o.confirm is not None or o.confirm_min is not None:
+                self._check_confirm(
+                    o.confirm if o.confirm is not None else self.confirm,
+                    o.confirm_min if o.confirm_min is not None else self.confirm_min,
+                    step,
+                    f"overrides.{wl}.",
+                )
             for name in ("levels", "rumor_levels", "negative_share", "high_reach"):
                 rules = getattr(o, name)
                 if rules is not None and len({r.level for r in rules}) != len(rules):
@@ -498,11 +556,29 @@ class IndexConfig(_Strict):
     elasticsearch: ElasticConfig = Field(default_factory=ElasticConfig)
 
 
+class NlpOverride(_Strict):
+    """A deployer's standard sequence-classification model answering one task (nlp.single_task)."""
+
+    # directory: a bare name is under models_dir, a path (with "/") is relative to the config file
+    model: str = Field(min_length=1)
+    # the model's label names -> ours, for models whose config says only LABEL_0, LABEL_1, ...
+    labels: dict[str, Literal["negative", "neutral", "positive", "not_rumor", "rumor"]] | None = None
+
+
 class NlpConfig(_Strict):
     model: str = "default"
     batch_size: int = Field(default=32, ge=1, le=4096)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = Field(default=None, ge=1)
+    # tasks answered by another model than `model`: {sentiment: cardiff} or {sentiment: {model: ..., labels: ...}}
+    overrides: dict[Literal["sentiment", "rumor"], NlpOverride] = Field(default_factory=dict)
+
+    @field_validator("overrides", mode="before")
+    @classmethod
+    def _override_shorthand(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: ({"model": o} if isinstance(o, str) else o) for k, o in v.items()}
+        return v
 
 
 class ApiConfig(_Strict):

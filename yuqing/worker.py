@@ -131,6 +131,7 @@ def run_worker(settings: "Settings", stop: threading.Event | None = None, once: 
     """Drain the inbox until `stop` is set (or, with `once`, until it is empty)."""
     from index import open_store
     from nlp.classifier import Classifier
+    from nlp.single_task import specs_from_settings
     from yuqing.state.db import connect, migrate
 
     stop = stop or threading.Event()
@@ -144,6 +145,7 @@ def run_worker(settings: "Settings", stop: threading.Event | None = None, once: 
         device=settings.nlp.device,
         threads=settings.nlp.threads,
         batch_size=settings.nlp.batch_size,
+        overrides=specs_from_settings(settings),
     )
     inbox = Inbox(engine)
     me = worker_name()
