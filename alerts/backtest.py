@@ -8,7 +8,9 @@ lifecycle as `alerts.service` (open / update / escalate / resolve / cool-down vi
 `alerts.service.decide`) in time order, seeing only the past at every step. It copes with a short
 history: judging starts once one baseline window exists, with the expectation floored and the
 test falling back to Poisson until enough blocks exist to estimate dispersion. The seasonal
-reference uses the same window on earlier days as soon as they exist.
+reference uses the same window on earlier days as soon as they exist. A new thread needs the
+multi-window confirmation the service asks for (`alerts.confirm`); a confirmation window
+reaching back before the first row sees zero there, which its floor turns into "confirmed".
 
 Output: one JSON line per alert **raised** (a new thread: not updates, escalations, reopenings
 or resolutions):
@@ -146,6 +148,8 @@ def run_backtest(counts: Sequence[int], cfg: AlertsConfig, step: timedelta) -> l
     wl, bl = window_len(cfg), baseline_len(cfg)
     ra = round(cfg.resolve_after / cfg.step)
     day = round(timedelta(days=1) / step)
+    # per confirm window: (span in slots, 0) or (0, lag in slots); before the series counts 0
+    confirm_spans = [(round(w.span / step), 0) if w.span is not None else (0, round(w.lag / step)) for w in cfg.confirm]  # type: ignore[operator]
     prefix = [0]
     for c in counts:
         prefix.append(prefix[-1] + c)
@@ -165,6 +169,9 @@ def run_backtest(counts: Sequence[int], cfg: AlertsConfig, step: timedelta) -> l
         window = list(counts[end - wl : end])
         baseline = list(counts[max(0, end - wl - bl) : end - wl])
         seasonal = [float(span(end - d * day - wl, end - d * day)) for d in range(1, cfg.seasonal_days + 1) if end - d * day - wl >= 0]
+        refs = None
+        if active is None and cfg.confirm_min:  # as the service: only a new thread is confirmed
+            refs = [float(span(end - wl - s, end - wl) if s else span(end - lag - wl, end - lag)) for s, lag in confirm_spans]
         det = detect(
             window,
             zeros,
@@ -173,6 +180,7 @@ def run_backtest(counts: Sequence[int], cfg: AlertsConfig, step: timedelta) -> l
             previous=span(end - 2 * wl, end - wl),
             seasonal=seasonal or None,
             pinned_expected=active["pinned"] if active else None,
+            confirm_refs=refs,
         )
         assert det.expectation is not None
         quiet = back_to_baseline(span(end - ra, end), min(ra, end), det.expectation, cfg)

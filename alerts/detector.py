@@ -22,6 +22,11 @@ How a window is judged
    (count, ratio, p-value, negative share) sets the level, and the reasons name each figure
    against its threshold, so the duty officer reads *why* it paged.
 
+4. **Confirmation** (`confirm`). A volume level that holds on the window opens a thread only
+   when at least `confirm_min` of the configured longer horizons confirm it: the window
+   against the hours just before it (is it rising now?) and against the same window a week
+   ago (is it more than usual for this hour?). One noisy quarter hour is not an incident.
+
 The rule family computed here is `volume` (all matching posts, with the negative share as a
 condition of the higher levels). `negative` runs the same test on negative posts alone, so a
 turn of opinion is caught even when total volume is flat.
@@ -36,7 +41,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from yuqing.config import LEVELS, AlertsConfig, HighReachRule, LevelRule, NegativeShareRule
+from yuqing.config import LEVELS, AlertsConfig, ConfirmWindow, HighReachRule, LevelRule, NegativeShareRule
 
 LEVEL_RANK: dict[str, int] = {name: i + 1 for i, name in enumerate(LEVELS)}  # blue 1 .. red 4
 
@@ -369,6 +374,8 @@ class Detection:
     # every rule family's verdict when several were judged (see `combine`), and the pickups
     rules: tuple["RuleResult", ...] = field(default=(), compare=False)
     pickups: dict[str, int] = field(default_factory=dict, compare=False)
+    # multi-window confirmation of the volume level (None: not judged, e.g. an open thread)
+    confirmation: "Confirmation | None" = field(default=None, compare=False)
 
     @property
     def fired(self) -> bool:
@@ -377,8 +384,77 @@ class Detection:
     def explain(self) -> str:
         """One line: which rule fired and with what figures."""
         if not self.fired:
+            c = self.confirmation
+            if c is not None and c.held is not None and not c.confirmed:
+                return f"{self.rule}: {c.held} holds on the window but is not confirmed ({'; '.join(c.reasons)})"
             return f"{self.rule}: no level holds ({self.figures.observed} vs {_fmt(self.figures.expected)} expected)"
         return f"{self.rule} rule {self.level}: " + ", ".join(self.reasons)
+
+
+@dataclass(frozen=True)
+class WindowCheck:
+    """One confirmation horizon: the window's count against its reference (per window,
+    floored at `baseline_floor`)."""
+
+    name: str
+    kind: Literal["span", "lag"]
+    horizon: str  # the span or lag, e.g. "3:00:00"
+    observed: int
+    reference: float  # per window, floored
+    raw_reference: float  # per window, before the floor
+    ratio: float
+    min_ratio: float
+    confirmed: bool
+
+    def reason(self) -> str:
+        sign = "≥" if self.confirmed else "<"
+        what = "the span before" if self.kind == "span" else "the same window"
+        return f"{self.name}: {self.observed} vs {_fmt(self.reference)} in {what}, ratio {_fmt(self.ratio)} {sign} {_fmt(self.min_ratio)}"
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """Whether the volume level held on enough horizons. `held`: the level the window alone
+    reached (None when none did); `confirmed`: at least `required` windows confirmed it."""
+
+    required: int
+    windows: tuple[WindowCheck, ...]
+    held: str | None
+    confirmed: bool
+
+    @property
+    def reasons(self) -> list[str]:
+        return [w.reason() for w in self.windows]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "required": self.required,
+            "confirmed_by": sum(w.confirmed for w in self.windows),
+            "confirmed": self.confirmed,
+            "held": self.held,
+            "windows": [asdict(w) for w in self.windows],
+        }
+
+
+def confirm(observed: int, references: Sequence[float], windows: Sequence[ConfirmWindow], cfg: AlertsConfig) -> list[WindowCheck]:
+    """Each confirmation window's verdict. `references[i]`: the count in window i's reference
+    span (the whole `span` before the window, or the window `lag` ago), scaled here to one
+    window and floored at `baseline_floor`, so 0 -> 2 confirms nothing it would not page on."""
+    if len(references) != len(windows):
+        raise ValueError(f"{len(windows)} confirm windows but {len(references)} references")
+    out = []
+    for w, ref in zip(windows, references):
+        if w.span is not None:
+            raw = float(ref) * (cfg.window / w.span)
+            kind: Literal["span", "lag"] = "span"
+            horizon = w.span
+        else:
+            assert w.lag is not None
+            raw, kind, horizon = float(ref), "lag", w.lag
+        reference = max(raw, cfg.baseline_floor)
+        ratio = observed / reference
+        out.append(WindowCheck(w.name, kind, str(horizon), int(observed), round(reference, 6), round(raw, 6), round(ratio, 6), w.min_ratio, ratio >= w.min_ratio))
+    return out
 
 
 def window_len(cfg: AlertsConfig) -> int:
@@ -400,6 +476,7 @@ def detect(
     previous: int | None = None,
     seasonal: Sequence[float] | None = None,
     pinned_expected: float | None = None,
+    confirm_refs: Sequence[float] | None = None,
 ) -> Detection:
     """Judge one window.
 
@@ -407,7 +484,10 @@ def detect(
     `baseline_total`: per-interval counts before it (oldest first). `pinned_expected`: the
     expectation frozen when an alert for this incident opened; while the incident runs, the
     live baseline fills with the incident itself, so the smaller of the two is used and an
-    ongoing story is not judged against its own volume.
+    ongoing story is not judged against its own volume. `confirm_refs`: one reference count
+    per `cfg.confirm` window (see `confirm`); given, a level holds only when at least
+    `cfg.confirm_min` of them confirm it. None: no confirmation (an open thread, a rule
+    family other than volume).
     """
     if len(window_total) != len(window_negative):
         raise ValueError("window_total and window_negative must have the same length")
@@ -429,6 +509,16 @@ def detect(
         )
     fig = score_window(int(sum(window_total)), int(sum(window_negative)), exp, previous=previous)
     level_rule, reasons = choose_level(fig, cfg.levels)
+    confirmation: Confirmation | None = None
+    if confirm_refs is not None and cfg.confirm_min > 0:
+        checks = confirm(fig.observed, confirm_refs, cfg.confirm, cfg)
+        ok = sum(c.confirmed for c in checks) >= cfg.confirm_min
+        confirmation = Confirmation(cfg.confirm_min, tuple(checks), level_rule.level if level_rule else None, ok)
+        if level_rule is not None:
+            if ok:
+                reasons = reasons + [f"confirmed on {sum(c.confirmed for c in checks)} of {len(checks)} longer horizons (≥ {cfg.confirm_min} needed)"]
+            else:
+                level_rule, reasons = None, []
     return Detection(
         rule=rule,
         level=level_rule.level if level_rule else None,
@@ -436,6 +526,7 @@ def detect(
         reasons=tuple(reasons),
         level_rule=level_rule,
         expectation=exp,
+        confirmation=confirmation,
     )
 
 

@@ -7,18 +7,22 @@
 `tick` runs every `alerts.interval` (from one leader: see docs/decisions.md): detection, then the
 on-call escalation ladder (`alerts.oncall`), then the delivery outbox drain
 (`alerts.delivery.Notifier.drain`). Counts come only through `Store.histogram`, `Store.count`,
-`Store.search` and `Store.terms`, so the same code runs on SQLite and Elasticsearch.
+`Store.stories`, `Store.search` and `Store.terms`, so the same code runs on SQLite and
+Elasticsearch.
 
 Per watchlist, and per configured topic within it (`alerts.topics`), one key names one incident
 thread (`"<watchlist>/volume"`, `"<watchlist>/topic:<topic>"`). Every rule family feeds that
 one thread (one incident = one thread, not one page per rule): volume (count-aware tail test),
 rising negative share, a surge of high rumour-likelihood posts, a single high-reach post; the
 highest level wins, official / national media pickup raises it, and the alert's `rule` and
-`figures.rules` say which rule fired with what figures. With `count_by: clusters` the volume
-and rumour rules count story clusters, not rows. At most one alert per key is unresolved at
+`figures.rules` say which rule fired with what figures. With `count_by: clusters` (the
+default) the volume, negative-share and rumour rules count story clusters (`Store.stories`),
+not rows, and the figures give the posts (shares) beside the stories. At most one alert per key is unresolved at
 any time (a unique index; a detector that loses the race judges again against the winner):
 
-- **open** a new alert when a level rule holds and no thread for the key is active;
+- **open** a new alert when a level rule holds and no thread for the key is active (a volume
+  level must also be confirmed on `confirm_min` of the longer `confirm` horizons: the hours
+  before the window, the same window last week; `alerts.detector.confirm`);
 - **escalate** it when a higher level holds (the deadline for the first statement moves to
   `now + deadlines[new level]` if that is sooner; an acknowledged alert goes back to `open`,
   because a red incident must be acknowledged as red);
@@ -136,8 +140,20 @@ class Counts:
     total: list[int]
     negative: list[int]
     split: list[dict[str, int]]
-    rumor: list[int] | None = None  # posts (clusters) at or above `rumor_min`, when judged
-    unit: str = "posts"  # or "clusters" (see `fetch_cluster_counts`)
+    rumor: list[int] | None = None  # posts (stories) at or above `rumor_min`, when judged
+    unit: str = "posts"  # or "stories" (see `fetch_cluster_counts`)
+    # per-interval posts (every copy and repost) when `total` counts stories; else `total`
+    posts: list[int] | None = None
+    posts_negative: list[int] | None = None
+
+    @property
+    def shares(self) -> list[int]:
+        """Posts per interval, whatever the detector counts: the chart's series."""
+        return self.posts if self.posts is not None else self.total
+
+    @property
+    def shares_negative(self) -> list[int]:
+        return self.posts_negative if self.posts_negative is not None else self.negative
 
     def slot_start(self, i: int) -> datetime:
         return self.start + i * self.step
@@ -171,51 +187,48 @@ def fetch_counts(
     return out
 
 
+def block_edges(start: datetime, end: datetime, cfg: AlertsConfig) -> list[datetime]:
+    """Edges of the window-long blocks the detector judges, aligned to `end` (the newest block
+    is the window; a leading remainder shorter than a window is its own, partial range)."""
+    edges = [end]
+    while edges[-1] - cfg.window >= start:
+        edges.append(edges[-1] - cfg.window)
+    if edges[-1] > start:
+        edges.append(start)
+    return edges[::-1]
+
+
 def fetch_cluster_counts(
-    store: Store, watchlist: str, start: datetime, end: datetime, cfg: AlertsConfig, topic: str | None = None
-) -> Counts | None:
-    """Per-interval counts of story clusters (identical texts share a `cluster_id`; a post
-    without one is its own story), read from the posts themselves because the index has no
-    distinct count. A cluster counts once per window-long block (blocks aligned to `end`, as
-    the detector cuts the baseline), in the interval where it first appears in that block, so
-    each block's sum is its number of distinct stories and a thousand copies of a rumour are
-    one story. A cluster is negative (rumour) when any of its posts in the block is. None when
-    the span holds more than `cluster_scan` posts: the caller falls back to post counts."""
+    store: Store, watchlist: str, start: datetime, end: datetime, cfg: AlertsConfig, tz: str, topic: str | None = None
+) -> Counts:
+    """Counts of story clusters (posts sharing a `cluster_id`, which the inbox gives every
+    near-duplicate copy; a post without one is its own story), exact on every backend through
+    `Store.stories`. A story counts once per window-long block (blocks aligned to `end`, as the
+    detector cuts the baseline); each block's count is stored in the block's last interval, so
+    every sum the detector takes over whole blocks (window, baseline blocks, the previous
+    window) is a number of distinct stories. A story is negative (rumour) when any of its posts
+    in the block is. The per-interval post counts (`posts`, `split`: what the chart shows) come
+    from the histogram: a thousand copies are one story with a thousand shares."""
+    posts = fetch_counts(store, watchlist, start, end, cfg.model_copy(update={"rumor_levels": []}), tz, topic)
     step = cfg.step
-    n = round((end - start) / step)
-    wl = window_len(cfg)
-    posts = _scan(store, _scope(watchlist, topic, start, end).model_copy(update={"sort": "time"}), cfg.cluster_scan + 1)
-    if len(posts) > cfg.cluster_scan:
-        return None
-    out = Counts(start=start, step=step, total=[0] * n, negative=[0] * n, split=[{} for _ in range(n)], rumor=[0] * n, unit="clusters")
-    first: dict[tuple[int, str], int] = {}
-    negative: set[tuple[int, str]] = set()
-    rumor: set[tuple[int, str]] = set()
-    sentiment: dict[tuple[int, str], str] = {}
-    for p in sorted(posts, key=lambda p: (p.published_at, p.id)):
-        i = int((p.published_at - start) // step)
-        if not 0 <= i < n:
-            continue
-        block = (n - 1 - i) // wl  # 0 = the window
-        key = (block, p.cluster_id or p.id)
-        first.setdefault(key, i)
-        c = p.classification
-        if c is not None:
-            sentiment.setdefault(key, c.sentiment)
-            if c.sentiment == "negative":
-                negative.add(key)
-            if c.rumor >= cfg.rumor_min:
-                rumor.add(key)
-    assert out.rumor is not None
-    for key, i in first.items():
-        out.total[i] += 1
-        if key in negative:
-            out.negative[i] += 1
-            out.split[i]["negative"] = out.split[i].get("negative", 0) + 1
-        elif key in sentiment:
-            out.split[i][sentiment[key]] = out.split[i].get(sentiment[key], 0) + 1
-        if key in rumor:
-            out.rumor[i] += 1
+    n = len(posts.total)
+    edges = block_edges(start, end, cfg)
+    q = _scope(watchlist, topic, start, end)
+    out = Counts(
+        start=start, step=step, total=[0] * n, negative=[0] * n, split=posts.split, rumor=[0] * n, unit="stories",
+        posts=posts.total, posts_negative=posts.negative,
+    )
+    filters: list[tuple[list[int], Query]] = [(out.total, q), (out.negative, q.model_copy(update={"sentiments": ["negative"]}))]
+    if cfg.rumor_levels:
+        assert out.rumor is not None
+        filters.append((out.rumor, q.model_copy(update={"rumor_min": cfg.rumor_min})))
+    for target, fq in filters:
+        for sc in store.stories(fq, edges):
+            i = round((sc.end - start) / step) - 1
+            if 0 <= i < n:
+                target[i] += sc.stories
+    if not cfg.rumor_levels:
+        out.rumor = None
     return out
 
 
@@ -324,15 +337,16 @@ def _scan(store: Store, q: Query, limit: int) -> list[Post]:
 
 
 def _dedupe(posts: Sequence[Post]) -> list[Post]:
-    """One post per story cluster, in the given order: three copies of one text are one story."""
-    seen: set[str] = set()
-    out = []
+    """One post per story cluster, in the given order: three copies of one text are one story.
+    The kept post carries the largest `cluster_size` seen among its copies (each copy carries
+    the cluster's size when it arrived), so the evidence shows the story's shares so far."""
+    kept: dict[str, Post] = {}
+    size: dict[str, int] = {}
     for p in posts:
         c = p.cluster_id or p.id
-        if c not in seen:
-            seen.add(c)
-            out.append(p)
-    return out
+        kept.setdefault(c, p)
+        size[c] = max(size.get(c, 1), p.cluster_size)
+    return [p if p.cluster_size == size[c] else p.model_copy(update={"cluster_size": size[c]}) for c, p in kept.items()]
 
 
 def _story_terms(terms: list[tuple[str, int]], names: Sequence[str]) -> list[tuple[str, int]]:
@@ -357,17 +371,22 @@ def gather_evidence(
     picks: dict[str, tuple[Post, list[str]]] = {}
 
     def pick(posts: Sequence[Post], why: str) -> None:
+        # keyed by story: the earliest copy of a story already shown for its reach is the same story
         for p in _dedupe(posts)[:n]:
-            if p.id in picks:
-                if why not in picks[p.id][1]:
-                    picks[p.id][1].append(why)
+            key = p.cluster_id or p.id
+            if key in picks:
+                shown, whys = picks[key]
+                if why not in whys:
+                    whys.append(why)
+                if p.cluster_size > shown.cluster_size:
+                    picks[key] = (shown.model_copy(update={"cluster_size": p.cluster_size}), whys)
             else:
-                picks[p.id] = (p, [why])
+                picks[key] = (p, [why])
 
     scanned = _scan(store, base.model_copy(update={"sort": "engagement"}), cfg.evidence_scan)
     pick(sorted(scanned, key=lambda p: (-_reach(p), p.published_at, p.id)), "highest_reach")
     # earliest: the first interval of the window that holds posts is small; read all of it
-    first = next((i for i in range(len(counts.total) - wl, len(counts.total)) if counts.total[i]), None)
+    first = next((i for i in range(len(counts.shares) - wl, len(counts.shares)) if counts.shares[i]), None)
     if first is not None:
         s = counts.slot_start(first)
         early = _scan(store, base.model_copy(update={"start": s, "end": s + cfg.step, "sort": "time"}), cfg.evidence_scan)
@@ -378,21 +397,25 @@ def gather_evidence(
     rumor_posts = _dedupe(sorted(rumors, key=lambda p: (-(p.classification.rumor if p.classification else 0.0), p.id)))[:n]
 
     posts = [_evidence_post(p, why) for p, why in picks.values()]
-    chart = min(len(counts.total), CHART_WINDOWS * wl)
+    chart = min(len(counts.shares), CHART_WINDOWS * wl)
     first_chart = len(counts.total) - chart
     sentiment: dict[str, int] = {}
     for sp in counts.split[-wl:]:
         for k, v in sp.items():
             sentiment[k] = sentiment.get(k, 0) + v
-    exp = det.figures.expected
+    if counts.posts is None:
+        per_interval = det.figures.expected / wl
+    else:  # the chart is in posts: the usual posts per interval over the baseline
+        before = counts.shares[: len(counts.shares) - wl]
+        per_interval = sum(before) / len(before) if before else 0.0
     return Evidence(
         post_ids=[p.id for p in posts],
         posts=posts,
         rumor_candidates=[_evidence_post(p, ["rumor_candidate"]) for p in rumor_posts],
         interval=interval_name(cfg),
-        expected_per_interval=round(exp / wl, 6),
+        expected_per_interval=round(per_interval, 6),
         series=[
-            SeriesPoint(t=counts.slot_start(i), total=counts.total[i], negative=counts.negative[i])
+            SeriesPoint(t=counts.slot_start(i), total=counts.shares[i], negative=counts.shares_negative[i])
             for i in range(first_chart, len(counts.total))
         ],
         window_start=win_start,
@@ -410,12 +433,15 @@ def _minutes(d: timedelta) -> str:
     return f"{m} min" if m < 120 else f"{m // 60} h"
 
 
-def make_title(watchlist: str, det: Detection, evidence: Evidence, cfg: AlertsConfig, unit: str = "posts") -> str:
-    """The incident in one line: volume against the usual, negativity, what it is about, and
-    the rule that set the level when it is not volume."""
+def make_title(watchlist: str, det: Detection, evidence: Evidence, cfg: AlertsConfig, counts: Counts) -> str:
+    """The incident in one line: volume against the usual (stories, with the posts that carry
+    them), negativity, what it is about, and the rule that set the level when it is not volume."""
     f = det.figures
     lead = f"{watchlist}: " if det.rule == "volume" or det.level is None else f"{watchlist}: {det.rule.replace('_', ' ')} rule; "
-    parts = [f"{lead}{f.observed} {unit} in {_minutes(cfg.window)}, {f.ratio:.1f}× the usual {f.expected:.1f}"]
+    volume = f"{f.observed} {counts.unit}"
+    if counts.posts is not None:
+        volume += f" ({sum(counts.shares[-window_len(cfg):])} posts)"
+    parts = [f"{lead}{volume} in {_minutes(cfg.window)}, {f.ratio:.1f}× the usual {f.expected:.1f}"]
     if f.negative_share is not None:
         parts.append(f"{round(100 * f.negative_share)}% negative")
     if evidence.top_terms:
@@ -423,13 +449,23 @@ def make_title(watchlist: str, det: Detection, evidence: Evidence, cfg: AlertsCo
     return "; ".join(parts)
 
 
-def _figures(det: Detection, cfg: AlertsConfig, end: datetime, pinned: float | None, peak: int | None, unit: str = "posts") -> dict[str, Any]:
+def _figures(det: Detection, cfg: AlertsConfig, end: datetime, pinned: float | None, peak: int | None, counts: Counts) -> dict[str, Any]:
+    """The alert's `figures`: the volume figures at the top level (in `unit`: posts or stories;
+    with stories, `posts` / `posts_negative` are every copy and repost in the window, so a
+    thousand copies read as one story with a thousand shares), every rule family's verdict
+    under `rules`."""
     f = det.figures.as_dict()
+    wl = window_len(cfg)
+    shares = {"posts": sum(counts.shares[-wl:]), "posts_negative": sum(counts.shares_negative[-wl:])}
     if det.rules:
         f["rules"] = {r.rule: r.as_dict() for r in det.rules}
         f["rules"]["volume"].update(det.figures.as_dict())
+        f["rules"]["volume"].update(unit=counts.unit, **shares)
+        if det.confirmation is not None:
+            f["rules"]["volume"]["confirm"] = det.confirmation.as_dict()
     f["pickups"] = dict(det.pickups)
-    f["unit"] = unit
+    f["unit"] = counts.unit
+    f.update(shares)
     f.update(
         rule=det.rule,
         fired_level=det.level,
@@ -660,9 +696,38 @@ def _pickups(store: Store, scope: Query, cfg: AlertsConfig) -> dict[str, int]:
     return {k: v for k, v in store.terms(scope, "source_tier", 4) if k in tiers and v}
 
 
+def _volume(store: Store, scope: Query, stories: bool) -> int:
+    """Posts, or distinct stories, in `scope`'s time range."""
+    if not stories:
+        return store.count(scope)
+    assert scope.start is not None and scope.end is not None
+    return store.stories(scope, [scope.start, scope.end])[0].stories
+
+
+def confirm_references(store: Store, watchlist: str, topic: str | None, counts: Counts, cfg: AlertsConfig, end: datetime) -> list[float]:
+    """The reference count of each `cfg.confirm` window (see `alerts.detector.confirm`): the
+    `span` before the judged window, or the window `lag` ago, in the unit the detector counts.
+    A span inside the fetched counts is summed from them when that is exact (posts, or whole
+    blocks of stories); anything else is asked of the store."""
+    wl, n = window_len(cfg), len(counts.total)
+    stories = counts.unit == "stories"
+    out: list[float] = []
+    for w in cfg.confirm:
+        if w.span is not None:
+            sl = round(w.span / cfg.step)
+            if wl + sl <= n and (not stories or sl % wl == 0):
+                out.append(float(sum(counts.total[n - wl - sl : n - wl])))
+            else:
+                out.append(float(_volume(store, _scope(watchlist, topic, end - cfg.window - w.span, end - cfg.window), stories)))
+        else:
+            assert w.lag is not None
+            out.append(float(_volume(store, _scope(watchlist, topic, end - w.lag - cfg.window, end - w.lag), stories)))
+    return out
+
+
 def judge(
     store: Store, watchlist: str, topic: str | None, counts: Counts, cfg: AlertsConfig, end: datetime,
-    *, previous: int, seasonal: list[float] | None, pinned: float | None,
+    *, previous: int, seasonal: list[float] | None, pinned: float | None, confirm_refs: list[float] | None = None,
 ) -> Detection:
     """Every rule family on one window: volume (count-aware tail test against the seasonal,
     robust baseline), negative share against the baseline's share, a surge of high rumour
@@ -671,7 +736,7 @@ def judge(
     wlen, blen = window_len(cfg), baseline_len(cfg)
     det = detect(
         counts.total[-wlen:], counts.negative[-wlen:], counts.total[:blen], cfg,
-        rule="volume", previous=previous, seasonal=seasonal, pinned_expected=pinned,
+        rule="volume", previous=previous, seasonal=seasonal, pinned_expected=pinned, confirm_refs=confirm_refs,
     )
     others: list[RuleResult] = []
     if cfg.negative_share:
@@ -713,21 +778,17 @@ def detect_watchlist(
     key = thread_key(wl.name, topic)
     end = floor_time(now, cfg.step, tz)
     start = end - cfg.window - cfg.baseline
-    counts: Counts | None = None
-    if cfg.count_by == "clusters":
-        counts = fetch_cluster_counts(store, wl.name, start, end, cfg, topic)
-        if counts is None:
-            log.warning("%s: more than %d posts in the span; counting posts, not clusters", key, cfg.cluster_scan)
-    if counts is None:
+    stories = cfg.count_by == "clusters"
+    if stories:
+        counts = fetch_cluster_counts(store, wl.name, start, end, cfg, tz, topic)
+    else:
         counts = fetch_counts(store, wl.name, start, end, cfg, tz, topic)
     seasonal: list[float] | None = None
     if cfg.seasonal_days:
-        seasonal = [
-            float(store.count(_scope(wl.name, topic, end - timedelta(days=d) - cfg.window, end - timedelta(days=d))))
-            for d in range(1, cfg.seasonal_days + 1)
-        ]
+        seasonal = [float(_volume(store, _scope(wl.name, topic, end - timedelta(days=d) - cfg.window, end - timedelta(days=d)), stories)) for d in range(1, cfg.seasonal_days + 1)]
     wlen = window_len(cfg)
     evidence: Evidence | None = None
+    refs: list[float] | None = None
     for attempt in range(2):
         with engine.connect() as conn:
             active_row = _active_row(conn, key)
@@ -738,15 +799,21 @@ def detect_watchlist(
             )
             last_resolved = _last_resolved(conn, key) if active is None else None
         old_figures: dict[str, Any] = json.loads(active_row.figures) if active_row is not None else {}
+        # a new thread must be confirmed on the longer horizons; an open one is already confirmed
+        if active is None and cfg.confirm_min and refs is None:
+            refs = confirm_references(store, wl.name, topic, counts, cfg, end)
         det = judge(
             store, wl.name, topic, counts, cfg, end,
             previous=sum(counts.total[-2 * wlen : -wlen]), seasonal=seasonal, pinned=old_figures.get("pinned_expected"),
+            confirm_refs=refs if active is None else None,
         )
+        if active is None and det.confirmation is not None and det.confirmation.held and not det.confirmation.confirmed:
+            log.info("%s: %s", key, det.explain())
         ra = round(cfg.resolve_after / cfg.step)
-        if ra <= len(counts.total):
+        if ra <= len(counts.total) and not stories:
             recent = sum(counts.total[-ra:])
-        else:
-            recent = store.count(_scope(wl.name, topic, end - cfg.resolve_after, end))
+        else:  # stories: distinct over the whole span (block sums would count a story per block)
+            recent = _volume(store, _scope(wl.name, topic, end - cfg.resolve_after, end), stories)
         assert det.expectation is not None
         quiet = back_to_baseline(recent, ra, det.expectation, cfg)
         action = decide(det, quiet, active, last_resolved, now, cfg)
@@ -766,7 +833,7 @@ def detect_watchlist(
                     return None
                 return _write(
                     conn, settings, action, key, wl, det, evidence, cfg, now, end, current, last_resolved, old_figures,
-                    label=wl.name if topic is None else f"{wl.name} · {topic}", unit=counts.unit,
+                    label=wl.name if topic is None else f"{wl.name} · {topic}", counts=counts,
                 )
         except IntegrityError:
             if attempt:
@@ -791,7 +858,7 @@ def _write(
     old_figures: dict[str, Any],
     *,
     label: str,
-    unit: str,
+    counts: Counts,
 ) -> AlertChange:
     previous_level: str | None = current.level if current is not None else None
     values: dict[str, Any] = {"updated_at": now}
@@ -806,11 +873,11 @@ def _write(
         extra = {"reason": "volume back to baseline", "auto": True, "figures": det.figures.as_dict()}
     else:
         assert evidence is not None and det.level is not None
-        title = make_title(label, det, evidence, cfg, unit)
+        title = make_title(label, det, evidence, cfg, counts)
         deadline = cfg.deadlines.get(det.level)  # type: ignore[call-overload]
         conference = cfg.press_conference.get(det.level)  # type: ignore[call-overload]
         if action == "open":
-            fig = _figures(det, cfg, end, None, None, unit)
+            fig = _figures(det, cfg, end, None, None, counts)
             res = conn.execute(
                 sa.insert(alerts).values(
                     key=key,
@@ -835,7 +902,7 @@ def _write(
             row = conn.execute(sa.select(alerts).where(alerts.c.id == alert_id)).one()
             prior = json.loads(row.figures)
             level = det.level if level_rank(det.level) > level_rank(row.level) else row.level
-            fig = _figures(det, cfg, end, prior.get("pinned_expected"), prior.get("peak_observed"), unit)
+            fig = _figures(det, cfg, end, prior.get("pinned_expected"), prior.get("peak_observed"), counts)
             new_deadline = row.deadline_at
             if deadline is not None and level == det.level:
                 cand = now + deadline
@@ -853,7 +920,7 @@ def _write(
         else:  # escalate | update
             assert current is not None
             alert_id = current.id
-            fig = _figures(det, cfg, end, old_figures.get("pinned_expected"), old_figures.get("peak_observed"), unit)
+            fig = _figures(det, cfg, end, old_figures.get("pinned_expected"), old_figures.get("peak_observed"), counts)
             values.update(title=title, figures=dumps(fig), evidence=dumps(evidence.model_dump(mode="json")))
             if action == "escalate":
                 values["level"] = det.level

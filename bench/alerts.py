@@ -112,7 +112,8 @@ def ours(path: Path, params: dict[str, Any]) -> list[datetime]:
 
 def our_grid(quick: bool) -> list[dict[str, Any]]:
     """Hour windows against a multi-day robust baseline and the same hour on the last 7 days;
-    one thread per incident for a day (cool-down), so a long story is one event."""
+    one thread per incident for a day (cool-down), so a long story is one event. The
+    multi-window confirmation (`alerts.confirm`) runs at its defaults, as a deployment would."""
     baselines = ["3d", "7d"] if quick else ["1d", "3d", "7d"]
     ratios = [4.0] if quick else [3.0, 4.0, 5.0]
     pvalues = [1e-4] if quick else [1e-3, 1e-4]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from index.base import Bucket, Hit, IndexResult, Query, SearchPage, Store, StoreUnavailable
+from index.base import Bucket, Hit, IndexResult, Query, SearchPage, Store, StoreUnavailable, StoryCount
 
 if TYPE_CHECKING:
     from yuqing.config import Settings
 
-__all__ = ["Bucket", "Hit", "IndexResult", "Query", "SearchPage", "Store", "StoreUnavailable", "open_store"]
+__all__ = ["Bucket", "Hit", "IndexResult", "Query", "SearchPage", "Store", "StoreUnavailable", "StoryCount", "open_store"]
 
 
 def open_store(settings: "Settings") -> Store:

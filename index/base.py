@@ -86,6 +86,18 @@ class Bucket:
     split: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class StoryCount:
+    """One time range of `Store.stories`: `posts` matching posts (every copy and repost),
+    `stories` distinct story clusters among them (posts sharing a `cluster_id` are one story;
+    a post without one is a story of its own)."""
+
+    start: datetime
+    end: datetime
+    posts: int
+    stories: int
+
+
 class StoreUnavailable(Exception):
     """The index cannot be reached; the caller keeps its work and retries later."""
 
@@ -117,6 +129,12 @@ class Store(Protocol):
         """Counts per calendar bucket of `published_at` in time zone `tz`. `interval` is one of
         '1m', '5m', '15m', '1h', '1d'. Empty buckets between the first and last are included."""
 
+    def stories(self, query: Query, edges: Sequence[datetime]) -> list[StoryCount]:
+        """Posts and distinct story clusters in each range [edges[i], edges[i+1]) of
+        `published_at` (edges aware, strictly increasing, at least two), within the query's own
+        start/end. The alert detector counts stories, not rows: a thousand copies of one text
+        are one story with a thousand shares. Raises ValueError for bad edges."""
+
     def terms(self, query: Query, field: TermsField, size: int = 10) -> list[tuple[str, int]]:
         """Top values of `field` with counts, most frequent first, ties by value. `term` means
         the words of the post text as analysed for search (Chinese bigrams without function
@@ -126,3 +144,22 @@ class Store(Protocol):
         """Make everything indexed so far visible to search (no-op where already true)."""
 
     def close(self) -> None: ...
+
+
+def story_ranges(query: Query, edges: Sequence[datetime]) -> list[tuple[datetime, datetime, datetime, datetime]]:
+    """`Store.stories`' edges checked, each range as (start, end, clipped start, clipped end):
+    the clipped pair is the range within the query's own start/end (equal when empty). Both
+    backends use it, so both refuse the same bad edges with the same message."""
+    if len(edges) < 2:
+        raise ValueError("stories needs at least two edges (one range)")
+    for i, t in enumerate(edges):
+        if t.tzinfo is None:
+            raise ValueError(f"edge {i} ({t.isoformat()}) carries no time zone")
+        if i and t <= edges[i - 1]:
+            raise ValueError(f"edges must increase: edge {i} ({t.isoformat()}) is not after edge {i - 1}")
+    out = []
+    for a, b in zip(edges, edges[1:]):
+        lo = max(a, query.start) if query.start is not None else a
+        hi = min(b, query.end) if query.end is not None else b
+        out.append((a, b, lo, max(lo, hi)))
+    return out

@@ -28,6 +28,7 @@ the cluster refuses is reported in its `IndexResult` (429/5xx retryable, a mappi
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -35,7 +36,7 @@ from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError
 from elasticsearch import ConnectionError as EsConnectionError
 
 from index import analysis as an
-from index.base import Bucket, Hit, IndexResult, Query, SearchPage, StoreUnavailable, TermsField
+from index.base import Bucket, Hit, IndexResult, Query, SearchPage, StoreUnavailable, StoryCount, TermsField, story_ranges
 from index.common import (
     INTERVALS_MS,
     decode_cursor,
@@ -444,6 +445,36 @@ class ElasticStore:
             if split_by is not None:
                 split = {str(s["key"]): int(s["doc_count"]) for s in b["s"]["buckets"]}
             out.append(Bucket(start=from_ms(int(b["key"]), zone), count=int(b["doc_count"]), split=dict(sorted(split.items()))))
+        return out
+
+    def stories(self, query: Query, edges: Sequence[datetime]) -> list[StoryCount]:
+        """One search: a `filters` aggregation with a range per edge pair, each with the
+        distinct cluster ids (`cardinality` at its highest precision_threshold, where
+        Elasticsearch counts a set of hashes exactly; above 40,000 stories per range it
+        becomes the HyperLogLog estimate) plus the posts with no cluster id (each its own story)."""
+        ranges = story_ranges(query, edges)
+        named = {
+            str(i): {"range": {"published_at": {"format": "epoch_millis", "gte": to_ms(lo), "lt": to_ms(hi)}}}
+            for i, (_, _, lo, hi) in enumerate(ranges)
+        }
+        aggs = {
+            "r": {
+                "filters": {"filters": named},
+                "aggs": {
+                    "c": {"cardinality": {"field": "cluster_id", "precision_threshold": 40000}},
+                    "m": {"filter": {"bool": {"must_not": [{"exists": {"field": "cluster_id"}}]}}},
+                },
+            }
+        }
+        with self._unavailable("aggregate"):
+            res = self.es.search(index=self.read_alias, query=self._query(query), size=0, aggs=aggs)
+        buckets = res["aggregations"]["r"]["buckets"]
+        out = []
+        for i, (a, b, _, _) in enumerate(ranges):
+            bk = buckets[str(i)]
+            out.append(
+                StoryCount(start=a, end=b, posts=int(bk["doc_count"]), stories=int(bk["c"]["value"]) + int(bk["m"]["doc_count"]))
+            )
         return out
 
     def terms(self, query: Query, field: TermsField, size: int = 10) -> list[tuple[str, int]]:

@@ -139,3 +139,21 @@ def test_verdicts_file_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixtu
     cfg.write_text(f"data_dir: {tmp_path / 'nowhere'}\n", encoding="utf-8")
     assert main(["--series", str(series), "--config", str(cfg), "--verdicts", "state"], out=io.StringIO()) == 2
     assert "no state database" in capsys.readouterr().err
+
+
+def test_confirmation_on_the_same_time_last_week(tmp_path: Path) -> None:
+    """The same hour-long spike on day 0 and a week later: with "same time last week" as the
+    confirmation, the second is the usual for that hour and is not raised (the first is: there
+    is no last week before the series, and zero history confirms); without it, both are."""
+    day = 288
+    rate = np.full(8 * day + 50, 40.0)
+    for at in (day // 2, 7 * day + day // 2):
+        rate[at : at + 12] = 400.0
+    csv = _write(tmp_path / "weekly.csv", draw(rate, seed=11))
+    week = "  confirm:\n    - {name: same time last week, lag: 7d, min_ratio: 1.5}\n"
+    rc, confirmed = _run(["--series", str(csv), "--config", str(_cfg(tmp_path, week + "  confirm_min: 1\n"))])
+    assert rc == 0
+    first = (START + (day // 2) * timedelta(minutes=5)).strftime("%Y-%m-%d %H:%M:%S")
+    assert [a["timestamp"] for a in confirmed] == [first]
+    rc, unconfirmed = _run(["--series", str(csv), "--config", str(_cfg(tmp_path, week + "  confirm_min: 0\n"))])
+    assert rc == 0 and len(unconfirmed) == 2 and unconfirmed[0]["timestamp"] == first

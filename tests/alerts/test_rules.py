@@ -73,22 +73,50 @@ def test_national_media_pickup_raises_the_level(settings: Settings, index_store:
     assert run_detection(flat, index_store, state_engine, T0 + 15 * M) == []  # thread exists; no higher level
 
 
+def _fresh(state_engine: sa.Engine) -> None:
+    with state_engine.begin() as conn:  # a fresh start for the same stream
+        for table in ("deliveries", "oncall_pages", "alert_events", "alerts"):
+            conn.execute(sa.text(f"DELETE FROM {table}"))
+
+
 def test_clusters_count_a_copy_paste_campaign_as_one_story(settings: Settings, index_store: Any, posts: Posts, state_engine: sa.Engine) -> None:
+    assert settings.alerts.count_by == "clusters"  # the default
     _quiet(posts)
     copies = [posts.make(T0 + (m % 15) * M, text="copy paste campaign text", tag="c") for m in range(60)]
-    for p in copies:
-        p.cluster_id, p.cluster_size = "cluster-1", 60
+    for i, p in enumerate(copies):
+        p.cluster_id, p.cluster_size = "cluster-1", i + 1
     posts.add(copies)
-    by_posts = run_detection(settings, index_store, state_engine, T0 + 15 * M)
-    assert [(c.level, c.alert["figures"]["observed"]) for c in by_posts] == [("yellow", 68)]
-    clusters = settings.alerts.model_copy(update={"count_by": "clusters"})
-    s2 = settings.model_copy(update={"alerts": clusters, "watchlists": settings.watchlists})
-    with state_engine.begin() as conn:  # a fresh start for the same stream
-        conn.execute(sa.text("DELETE FROM deliveries"))
-        conn.execute(sa.text("DELETE FROM oncall_pages"))
-        conn.execute(sa.text("DELETE FROM alert_events"))
-        conn.execute(sa.text("DELETE FROM alerts"))
-    assert run_detection(s2, index_store, state_engine, T0 + 15 * M) == []  # 9 stories (8 ordinary + 1 campaign): the usual
+    # 9 stories (8 ordinary + 1 campaign): the usual, whatever the 60 copies
+    assert run_detection(settings, index_store, state_engine, T0 + 15 * M) == []
+    by_posts = settings.model_copy(update={"alerts": settings.alerts.model_copy(update={"count_by": "posts"})})
+    [c] = run_detection(by_posts, index_store, state_engine, T0 + 15 * M)
+    assert (c.level, c.alert["figures"]["observed"], c.alert["figures"]["unit"]) == ("yellow", 68, "posts")
+
+
+def test_stories_carry_their_shares_in_the_figures(settings: Settings, index_store: Any, posts: Posts, state_engine: sa.Engine) -> None:
+    """12 distinct stories in the window, one of them copied 1,000 times: the volume rule judges
+    12 stories (not 1,011 rows) and the figures, title and evidence give the shares."""
+    _quiet(posts)
+    stories = [posts.make(T0 + m * M, text=f"burst pipe on street {m}, water everywhere", tag="s") for m in range(12)]
+    viral = stories[0]
+    copies = [posts.make(T0 + (k % 15) * M + timedelta(seconds=30), text=viral.text, tag="c", reposts=1) for k in range(1000)]
+    for i, p in enumerate([viral, *copies]):
+        p.cluster_id, p.cluster_size = viral.id, i + 1
+    posts.add(stories + copies)
+    [c] = run_detection(settings, index_store, state_engine, T0 + 15 * M)
+    f = c.alert["figures"]
+    assert f["unit"] == "stories" and f["observed"] == 12 + 8  # 12 new stories + 8 ordinary posts (no cluster id: each its own)
+    assert f["posts"] == 12 + 1000 + 8 and f["rules"]["volume"]["posts"] == f["posts"]
+    assert f["rules"]["volume"]["unit"] == "stories" and f["rules"]["volume"]["observed"] == f["observed"]
+    assert c.title.startswith("water: 20 stories (1020 posts) in 15 min")
+    ev = c.alert["evidence"]
+    viral_shown = [p for p in ev["posts"] if p["text"] == viral.text]
+    assert [p["cluster_size"] for p in viral_shown] == [1001]  # one post for the story, with every share
+    assert sum(pt["total"] for pt in ev["series"][-15:]) == 1020  # the chart counts posts
+    _fresh(state_engine)
+    by_posts = settings.model_copy(update={"alerts": settings.alerts.model_copy(update={"count_by": "posts"})})
+    [p] = run_detection(by_posts, index_store, state_engine, T0 + 15 * M)
+    assert p.alert["figures"]["observed"] == 1020 and p.alert["figures"]["unit"] == "posts"
 
 
 def test_published_statement_starts_countdowns_and_measures_before_and_after(settings: Settings, index_store: Any, posts: Posts, state_engine: sa.Engine) -> None:
@@ -122,3 +150,32 @@ def test_overrides_must_name_a_watchlist_and_rules_need_a_threshold(tmp_path: An
         load_settings(p)
     with pytest.raises(ValueError, match="needs min_followers or min_reach"):
         HighReachRule(level="blue")
+
+
+def test_multi_window_confirmation(settings: Settings, index_store: Any, posts: Posts, state_engine: sa.Engine) -> None:
+    """A quarter hour at 2 posts a minute over a quiet baseline holds on the window alone; the
+    same quarter hour last week was as busy (a weekly event), so "same time last week" does not
+    confirm it, while "last 3 h" does. Requiring the week's confirmation keeps it quiet;
+    requiring either opens it, with both windows' figures in figures.rules.volume.confirm."""
+    from yuqing.config import ConfirmWindow
+
+    week = timedelta(days=7)
+    _quiet(posts)
+    posts.burst(T0, 15, 2, 0.0)
+    posts.burst(T0 - week, 15, 2, 0.0, tag="w")
+    week_only = settings.alerts.model_copy(update={"confirm": [ConfirmWindow(name="same time last week", lag=week)], "confirm_min": 1})
+    assert run_detection(settings.model_copy(update={"alerts": week_only}), index_store, state_engine, T0 + 15 * M) == []
+
+    [c] = run_detection(settings, index_store, state_engine, T0 + 15 * M)  # the defaults: either of two
+    assert (c.kind, c.level, c.rule) == ("opened", "yellow", "volume")
+    conf = c.alert["figures"]["rules"]["volume"]["confirm"]
+    assert (conf["required"], conf["confirmed_by"], conf["confirmed"], conf["held"]) == (1, 1, True, "yellow")
+    span, lag = conf["windows"]
+    assert (span["name"], span["kind"], span["confirmed"]) == ("last 3 h", "span", True)
+    assert span["observed"] == c.alert["figures"]["observed"] == 38 and span["raw_reference"] == 7.5  # 90 posts in 3 h
+    assert (lag["name"], lag["kind"], lag["raw_reference"], lag["confirmed"]) == ("same time last week", "lag", 30.0, False)
+    assert "confirmed on 1 of 2 longer horizons (≥ 1 needed)" in c.alert["figures"]["explain"]
+
+    # an open thread is already confirmed: the next judgement carries no confirmation
+    later = run_detection(settings, index_store, state_engine, T0 + 31 * M)
+    assert all("confirm" not in ch.alert["figures"]["rules"]["volume"] for ch in later)

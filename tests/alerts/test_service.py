@@ -67,7 +67,7 @@ def test_lifecycle_open_escalate_ack_resolve_reopen(settings: Settings, index_st
     # words of the watchlist's own names ("City Water") are in every post: not story terms
     assert not {"city", "water"} & {t for t, _ in ev["top_terms"]}
     assert "outage" in {t for t, _ in ev["top_terms"]}
-    assert "water: 40 posts in 15 min" in alert["title"]
+    assert "water: 40 stories (40 posts) in 15 min" in alert["title"]  # no cluster ids: each post its own story
 
     # run again at the same minute, and a minute later: no duplicate, no event spam
     assert run_detection(settings, index_store, state_engine, now) == []
@@ -352,7 +352,7 @@ def test_a_spike_confined_to_one_topic_opens_that_topic_thread_only(index_store:
     f = alert["figures"]
     assert f["observed"] == 18 and 2.5 <= f["expected"] <= 3.5 and f["ratio"] >= 5
     assert datetime.fromisoformat(f["window_end"]) == T0 + 15 * M
-    assert alert["title"].startswith("water · outage: 18 posts in 15 min")
+    assert alert["title"].startswith("water · outage: 18 stories (18 posts) in 15 min")
     ids = {p["id"] for p in alert["evidence"]["posts"]}
     assert ids and all(i.startswith(("s", "ou")) for i in ids), ids  # outage posts only: no untopical ("b") or billing ("bi") post
     assert {r.key for r in _rows(state_engine, alerts)} == {"water/topic:outage"}  # no billing, no watchlist-wide alert

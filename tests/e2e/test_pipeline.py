@@ -104,7 +104,9 @@ def test_crawl_classify_index_detect_and_serve(tmp_path: Path, site: str, tiny_m
         "sources": [{"name": "lanshan-news", "kind": "feed", "url": f"{site}/feed.xml", "interval": "5m", "platform": "news",
                      "tier": "local_media", "timezone": "Asia/Shanghai"}],
         "watchlists": [{"name": "agency", "terms": ["兰山市水务局", "Lanshan Water Affairs Bureau", "هيئة المياه في لانشان"]}],
-        "alerts": {"window": "15m", "baseline": "8h"},
+        # posts, not story clusters: the spike is one templated text per language ("report {i}"),
+        # which the inbox folds into three near-duplicate stories (tests/alerts covers stories)
+        "alerts": {"window": "15m", "baseline": "8h", "count_by": "posts"},
     }
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
