@@ -75,6 +75,11 @@ class RunContext:
     # re-checks whose only sign of "gone" is the page's text (see InboxPipeline.close_spider)
     gone_by_text: set[str] = field(default_factory=set)
     gone_why: dict[str, tuple[str | None, str]] = field(default_factory=dict)  # doc id -> (url, why)
+    # posts gone with their whole container (a deleted thread or topic), how many containers
+    # were found gone, and how many answered with their posts (see record_disappearance)
+    gone_by_container: set[str] = field(default_factory=set)
+    containers_gone: int = 0
+    containers_ok: int = 0
     rechecked_ok: int = 0  # re-checks answered 200
     first_error: str | None = None  # for the source's `last_error`
     close_reason: str | None = None  # Scrapy's: "finished" unless stopped (signal, time limit)

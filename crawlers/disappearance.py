@@ -19,7 +19,9 @@ a post that merely scrolled out of the window must never be called deleted. So:
     missing now, with a post that preceded it *and* a post that followed it last time both
     still there, is gone (posts do not change places in a thread or a timeline; a window that
     moved loses its ends, not its middle).
-  An empty listing says nothing (a broken or emptied page is not fifty deletions).
+  An empty listing says nothing (a broken or emptied page is not fifty deletions). A known
+  container that is gone as a whole (404/410, a redirect to the home or listing page, a JSON
+  error body) takes every post of its last listing with it (`SourceSpider.container_gone`).
 - `vanished()` applies that rule to the listing stored in the source cursor (`listings`) by the
   previous run; `remember()` returns what to store now.
 - Platform markers say it outright, whatever the window: a Discourse post with `deleted_at` /
@@ -114,7 +116,7 @@ def due_containers(listings: dict[str, Any], now: datetime, after_hours: float, 
 
 # -- platform markers -----------------------------------------------------------------------
 _GONE_WORDS = re.compile(
-    r"not\s*found|deleted|removed|does not exist|no longer (?:exists|available)|"
+    r"not\s*(?:be\s*)?found|deleted|removed|does not exist|no longer (?:exists|available)|"
     r"删除|刪除|不存在|已被屏蔽|无法查看|無法查看",
     re.I,
 )
@@ -125,8 +127,12 @@ def json_gone_reason(data: Any) -> str | None:
     if not isinstance(data, dict):
         return None
     err = data.get("error") or data.get("errors")
+    if isinstance(err, list):  # Discourse: {"errors": ["The requested URL or resource could not be found."]}
+        err = " ".join(str(e) for e in err if isinstance(e, str))
     if isinstance(err, str) and _GONE_WORDS.search(err):  # Mastodon: {"error": "Record not found"}
         return f"the API says: {err}"
+    if data.get("error_type") == "not_found":  # Discourse, whatever the message's language
+        return "the API says: not_found"
     if data.get("ok") in (0, "0", False):  # Weibo: {"ok": 0, "msg": "抱歉，此微博已被作者删除"}
         msg = str(data.get("msg") or data.get("message") or "")
         if _GONE_WORDS.search(msg):

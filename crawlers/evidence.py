@@ -26,7 +26,10 @@ record of posts that disappeared.
   (a redirect to the home page, a JSON error body, a page whose main text no longer holds the
   post) counts too (`crawlers.disappearance.soft_gone_reason`).
 - Posts with no page of their own (forum replies, Discourse posts, Telegram messages, API
-  posts) are found gone from their container's listings (`crawlers.disappearance`).
+  posts) are found gone from their container's listings, or with their whole container (a
+  known thread or topic that answers 404/410) (`crawlers.disappearance`). API posts of a
+  source with `recheck_url` are re-checked one by one at that JSON endpoint
+  (`due_rechecks(direct=False)`, `crawlers.spiders.api`).
 - Posts already marked gone stay due for re-checks while within `recheck_days`: one that is
   found again is un-marked (`mark_reappeared`: `disappeared_at` cleared, re-queued).
 - `purge(settings, engine, cutoff)` is the retention job's entry point.
@@ -217,8 +220,11 @@ class Recheck:
     url: str
 
 
-def due_rechecks(engine: Engine, source: str, options: dict[str, Any], now: datetime | None = None) -> list[Recheck]:
-    """Known posts of `source` to re-request this run (see the module docstring)."""
+def due_rechecks(engine: Engine, source: str, options: dict[str, Any], now: datetime | None = None,
+                 *, direct: bool = True) -> list[Recheck]:
+    """Known posts of `source` to re-request this run (see the module docstring): those whose
+    own URL was fetched (`direct`), or, with `direct=False`, those seen only in a listing (API
+    posts that a `recheck_url` can look up one by one)."""
     limit = int(options.get("recheck_max", 20))
     if limit <= 0:
         return []
@@ -228,7 +234,8 @@ def due_rechecks(engine: Engine, source: str, options: dict[str, Any], now: date
     last = sa.func.coalesce(crawled_posts.c.checked_at, crawled_posts.c.last_seen)
     q = (
         sa.select(crawled_posts.c.doc_id, crawled_posts.c.url)
-        .where(crawled_posts.c.source == source, crawled_posts.c.direct.is_(True), crawled_posts.c.url.is_not(None),
+        .where(crawled_posts.c.source == source, crawled_posts.c.direct.is_(direct),
+               *((crawled_posts.c.url.is_not(None),) if direct else ()),
                crawled_posts.c.first_seen >= since, last <= before)
         .order_by(last, crawled_posts.c.doc_id)
         .limit(limit)
@@ -288,9 +295,8 @@ def mark_reappeared(engine: Engine, back: dict[str, datetime], now: datetime | N
     return done
 
 
-def stored_text(engine: Engine, doc_id: str) -> str | None:
-    """The text a post had when it was crawled (its inbox payload), to tell on a re-check
-    whether the page still holds it; None past the inbox's retention."""
+def stored_post(engine: Engine, doc_id: str) -> Post | None:
+    """The post as it was crawled (its inbox payload); None past the inbox's retention."""
     from yuqing.state.schema import inbox
 
     with engine.connect() as conn:
@@ -298,9 +304,16 @@ def stored_text(engine: Engine, doc_id: str) -> str | None:
     if payload is None:
         return None
     try:
-        return Post.model_validate_json(payload).text
+        return Post.model_validate_json(payload)
     except ValueError:
         return None
+
+
+def stored_text(engine: Engine, doc_id: str) -> str | None:
+    """The text a post had when it was crawled, to tell on a re-check whether the page still
+    holds it; None past the inbox's retention."""
+    post = stored_post(engine, doc_id)
+    return post.text if post is not None else None
 
 
 def disappeared_urls(engine: Engine, source: str) -> dict[str, str | None]:

@@ -226,7 +226,10 @@ class InboxPipeline(_Stage):
         and are re-queued; posts marked gone before and shown again are un-marked and
         re-queued (`reappeared`). A post any page of this run showed is not gone. When every
         re-check that answered 200 (three or more) failed only on the text test, the site's
-        layout changed rather than all its posts: warned about, nothing marked on that basis."""
+        layout changed rather than all its posts: warned about, nothing marked on that basis.
+        Likewise when three or more containers were found gone and none answered with posts, or
+        the source's own URL failed: the site is failing, posts gone with a container are not
+        marked."""
         ctx = self.ctx
         shown = {**ctx.present, **ctx.still_there}
         gone = {d: t for d, t in ctx.gone.items() if d not in shown}
@@ -234,6 +237,11 @@ class InboxPipeline(_Stage):
             ctx.warn(None, f"every re-checked page ({ctx.rechecked_ok}) lost its post's text: the site's layout "
                            "probably changed (check the selectors); none recorded as disappeared on that basis")
             gone = {d: t for d, t in gone.items() if d not in ctx.gone_by_text}
+        if ctx.gone_by_container and (ctx.start_failed or (ctx.containers_gone >= 3 and not ctx.containers_ok)):
+            ctx.warn(None, f"{ctx.containers_gone} thread(s) found gone "
+                           + ("while the source's own URL failed" if ctx.start_failed else "and none answered with posts")
+                           + ": the site is probably failing, not deleting; none recorded as disappeared on that basis")
+            gone = {d: t for d, t in gone.items() if d not in ctx.gone_by_container}
         back = {d: t for d, t in shown.items() if d in ctx.was_gone and d not in gone}
         if not (gone or back or ctx.still_there):
             return

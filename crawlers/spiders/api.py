@@ -30,6 +30,14 @@ Configuration (`options`):
   missing between two that are still there is recorded as disappeared (`crawlers.disappearance`;
   off by default: a search ranks, it does not keep order).
 - `scope_ids`: `host` to prefix platform ids with the API host (Mastodon ids are per instance).
+- `recheck_url`: a per-post JSON endpoint, `{id}` the post's id as the API gives it, relative
+  to the source URL (Mastodon preset: `/api/v1/statuses/{id}`). API posts have no page of their
+  own to re-request (their `url` is an HTML page a client renders), so with this the re-checks
+  (`recheck_max`, `recheck_days`, `recheck_after`) ask the endpoint instead: a 404/410, a JSON
+  error body (`{"error": "Record not found"}`) or `fields.deleted` true is gone; an answer
+  carrying the post's `fields.id` is there (one marked gone is back); anything else (5xx, a
+  timeout, not JSON, a rate-limit body) concludes nothing. Comments (`comments`) are not
+  re-checked through it.
 """
 
 from __future__ import annotations
@@ -41,7 +49,7 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
 import jmespath
 from scrapy.http import Request, Response
@@ -68,6 +76,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "next": {"param": "max_id", "item": "id"},
         "since": {"param": "since_id"},
         "scope_ids": "host",
+        "recheck_url": "/api/v1/statuses/{id}",
     },
     "reddit": {
         "items": "data.children[*].data",
@@ -172,6 +181,10 @@ class ApiSpider(SourceSpider):
                 _compiled(expr)
             except jmespath.exceptions.JMESPathError as e:
                 raise ConfigError(f"{where}: options.{key}: not a JMESPath expression: {e}") from None
+        recheck = conf.get("recheck_url")
+        if recheck is not None and not (isinstance(recheck, str) and "{id}" in recheck):
+            raise ConfigError(f"{where}: options.recheck_url: expected a URL template with {{id}} "
+                              f"(e.g. /api/v1/statuses/{{id}}), got {recheck!r}")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -247,6 +260,61 @@ class ApiSpider(SourceSpider):
         if nxt and fresh and page < self.source.max_pages:
             yield Request(nxt, callback=self.parse_start, errback=self.page_failed, headers=self.headers,
                           cb_kwargs={"page": page + 1})
+
+    # -- re-checks of API posts through `recheck_url` --------------------------------------
+    def recheck_requests(self) -> list[Request]:
+        """The usual re-checks, plus, with `recheck_url`, API posts (seen only in responses)
+        looked up one by one at their JSON endpoint."""
+        out = super().recheck_requests()
+        template = self.conf.get("recheck_url")
+        if not template or self.ctx.engine is None:
+            return out
+        from crawlers.evidence import due_rechecks, stored_post
+
+        try:
+            due = due_rechecks(self.ctx.engine, self.source.name, self.options, direct=False)
+            posts = {r.doc_id: stored_post(self.ctx.engine, r.doc_id) for r in due}
+        except Exception as e:  # noqa: BLE001 - re-checks are a bonus, the crawl goes on
+            self.ctx.warn(None, f"could not read the API posts to re-check: {type(e).__name__}: {e}")
+            return out
+        for doc_id, post in posts.items():
+            # the raw id is in the post (past the inbox's retention it is not: not re-checked);
+            # comments have their own ids, which the post endpoint does not know
+            if post is None or not post.platform_id or post.thread_id:
+                continue
+            raw = post.platform_id
+            if self.conf.get("scope_ids") == "host":
+                raw = raw.split(":", 1)[-1]
+            url = urljoin(self.source.url, str(template).replace("{id}", quote(raw, safe="")))
+            out.append(Request(url, callback=self.recheck_api, errback=self.recheck_failed, dont_filter=True,
+                               priority=-10, headers=self.headers, cb_kwargs={"doc_id": doc_id},
+                               meta={"handle_httpstatus_list": [404, 410], "recheck": True}))
+        return out
+
+    def recheck_api(self, response: Response, doc_id: str) -> None:
+        """A post's JSON endpoint answered: gone, there, or (anything else) nothing concluded."""
+        from crawlers.disappearance import json_body, json_gone_reason
+        from crawlers.evidence import GONE_STATUSES
+
+        ctx = self.ctx
+        ctx.counts["rechecked"] += 1
+        now = datetime.now(timezone.utc)
+        if response.status in GONE_STATUSES:
+            self.vanish(doc_id, response.url, f"its API endpoint answers HTTP {response.status}", now)
+            return
+        data = json_body(response.body, response.headers.get(b"Content-Type", b"").decode("latin-1"))
+        if not isinstance(data, dict):
+            ctx.warn(response.url, "re-check: the post's endpoint did not answer a JSON object; nothing concluded")
+            return
+        why = json_gone_reason(data) if self.options.get("soft_404", True) else None
+        if why is None and self._deleted(data, self.conf):
+            why = "the platform marks it deleted"
+        if why:
+            self.vanish(doc_id, response.url, why, now)
+        elif search(self.conf["fields"]["id"], data) not in (None, ""):
+            ctx.still_there[doc_id] = now
+        else:
+            ctx.warn(response.url, "re-check: the answer is not the post (no options.fields.id); nothing concluded")
 
     def _deleted(self, raw: dict[str, Any], conf: dict[str, Any]) -> bool:
         """`fields.deleted`: the platform's own marker of a removed post (Reddit's

@@ -81,8 +81,10 @@ class SourceSpider(scrapy.Spider):
             containers = due_containers(
                 self.ctx.cursor.extra.get(LISTINGS) or {}, datetime.now(timezone.utc),
                 float(self.options.get("recheck_after", 6)), int(self.options.get("recheck_max", 20)))
+            # a 404/410 reaches the callback: a thread or topic that is gone takes its posts with it
             out += [Request(url, callback=self.recheck_container, errback=self.recheck_failed, dont_filter=True,
-                            priority=-10, cb_kwargs={"container": key}, meta={"recheck": True})
+                            priority=-10, cb_kwargs={"container": key},
+                            meta={"recheck": True, "handle_httpstatus_list": [404, 410]})
                     for key, url in containers]
         return out
 
@@ -184,6 +186,8 @@ class SourceSpider(scrapy.Spider):
 
     def recheck_container(self, response: Response, container: str) -> None:
         self.ctx.counts["rechecked"] += 1
+        if self.container_gone(response, container):
+            return
         listing = self.listing_of(response)
         if listing is None or listing.container != container:
             self.ctx.info(response.url, "re-check: the page no longer shows a comparable list of posts")
@@ -196,6 +200,7 @@ class SourceSpider(scrapy.Spider):
         from crawlers.disappearance import LISTINGS, remember, vanished
 
         ctx = self.ctx
+        ctx.containers_ok += 1
         now = datetime.now(timezone.utc)
         for d in listing.ids:
             ctx.present.setdefault(d, now)
@@ -206,12 +211,60 @@ class SourceSpider(scrapy.Spider):
         prev = ctx.new_extra.get(LISTINGS, {}).get(listing.container)
         ctx.new_extra.setdefault(LISTINGS, {})[listing.container] = remember(prev or before, listing, now, gone)
 
+    def container_gone_reason(self, response: Response) -> str | None:
+        """Why a known container (a thread page, a topic) says it is gone as a whole, or None:
+        404/410; else, unless `soft_404: false`, the soft 404s that count for a post's own URL
+        and say nothing about the text: a redirect to the site's home or listing page, a JSON
+        error body (Discourse `error_type: not_found`, a topic with `deleted_at`). Any other
+        answer (5xx, 403, a page without posts) is not evidence."""
+        from crawlers.disappearance import json_body, json_gone_reason, redirected_away
+        from crawlers.evidence import GONE_STATUSES
+
+        if response.status in GONE_STATUSES:
+            return f"HTTP {response.status}"
+        if response.status != 200 or not self.options.get("soft_404", True):
+            return None
+        requested = (response.meta.get("redirect_urls") or [response.url])[0]
+        if redirected_away(requested, response.url, self.source.url):
+            return f"it now redirects to {response.url}"
+        data = json_body(response.body, response.headers.get(b"Content-Type", b"").decode("latin-1"))
+        return json_gone_reason(data) if data is not None else None
+
+    def container_gone(self, response: Response, container: str) -> bool:
+        """If a known container is gone as a whole (`container_gone_reason`), every post its
+        last listing showed is gone with it (recorded at the end of the run, with the same
+        guards as any disappearance, see `InboxPipeline.record_disappearance`). The listing is
+        kept, its time moved on, so the container is looked at again when due and posts that
+        come back with it are un-marked. Returns whether it was gone. A container the cursor
+        does not know (a first fetch) proves nothing: the caller reports it as a failed page."""
+        from crawlers.disappearance import LISTINGS
+
+        why = self.container_gone_reason(response)
+        if why is None:
+            return False
+        ctx = self.ctx
+        before = (ctx.cursor.extra.get(LISTINGS) or {}).get(container)
+        ids = list((before or {}).get("ids") or [])
+        url = (response.meta.get("redirect_urls") or [response.url])[0]
+        if not ids:
+            ctx.warn(url, f"the page is gone ({why}) but no posts of it are known")
+            return True
+        now = datetime.now(timezone.utc)
+        for d in ids:
+            self.vanish(d, url, f"the thread it was in is gone: {why}", now)
+        ctx.gone_by_container.update(ids)
+        ctx.containers_gone += 1
+        ctx.new_extra.setdefault(LISTINGS, {})[container] = {**before, "at": now.isoformat(timespec="seconds")}
+        ctx.info(url, f"the thread is gone ({why}): its {len(ids)} known posts with it")
+        return True
+
     def remember_container(self, container: str, url: str, ids: list[str]) -> None:
         """Note a container for re-checks (`recheck_container`) without the neighbour rule
         (spiders with their own rule: Discourse's stream)."""
         from crawlers.disappearance import LISTINGS, Listing, remember
 
         ctx = self.ctx
+        ctx.containers_ok += 1
         before = ctx.new_extra.get(LISTINGS, {}).get(container) or (ctx.cursor.extra.get(LISTINGS) or {}).get(container)
         ctx.new_extra.setdefault(LISTINGS, {})[container] = remember(
             before, Listing(container, ids, url=url), datetime.now(timezone.utc))

@@ -13,7 +13,8 @@ the ids before the text.
 
 Disappearance: the stream lists every visible post of the topic, so a known post missing from
 it is gone; a post with `deleted_at` or `user_deleted` is gone whatever its text says
-(`crawlers.disappearance`).
+(`crawlers.disappearance`). A known topic whose re-check answers 404/410 or Discourse's
+`not_found` error takes its known posts with it (`SourceSpider.container_gone`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ class DiscourseSpider(SourceSpider):
 
     def recheck_container(self, response: Response, container: str) -> Iterator[Any]:
         self.ctx.counts["rechecked"] += 1
+        if self.container_gone(response, container):  # the topic was deleted: its posts with it
+            return
         yield from self.parse_topic(response)
 
     def parse_start(self, response: Response) -> Iterator[Any]:
@@ -80,11 +83,14 @@ class DiscourseSpider(SourceSpider):
                     self.vanish(self._did(root, topic, number), f"{root}/t/{topic['slug']}/{topic['id']}/{number}",
                                 "no longer in the topic's post stream")
                     del known[pid]
+            # known posts still in the stream are there (one marked gone with its topic is back),
+            # even those a run does not fetch again; those in this answer are judged by their
+            # own markers (`_posts`)
+            batch = {str(p.get("id")) for p in posts}
+            self.shown([self._did(root, topic, n) for pid, n in known.items() if pid in listed and pid not in batch])
         # the topic's known posts carry over (a run fetches only the new ones)
         self.ctx.new_extra.setdefault("discourse", {})[str(topic["id"])] = dict(known)
-        self.remember_container(f"discourse:{urlsplit(root).netloc}/t/{topic['id']}",
-                                f"{root}/t/{topic['slug']}/{topic['id']}.json",
-                                [self._did(root, topic, n) for n in known.values()] or [self._did(root, topic, 1)])
+        self._remember_topic(root, topic)
         yield from self._posts(root, topic, posts)
         have = {p.get("id") for p in posts}
         missing = [
@@ -145,6 +151,16 @@ class DiscourseSpider(SourceSpider):
                 context_match=Match(topic["match"], []) if inherit and number > 1 else None,
                 via="json",
             )
+        self._remember_topic(root, topic)
+
+    def _remember_topic(self, root: str, topic: dict[str, Any]) -> None:
+        """Note the topic for re-checks with the posts known in it (a deleted topic takes
+        them with it): called again once a page of its posts was read, so a topic's first
+        fetch already lists them."""
+        numbers = self.ctx.new_extra.get("discourse", {}).get(str(topic["id"])) or {}
+        self.remember_container(f"discourse:{urlsplit(root).netloc}/t/{topic['id']}",
+                                f"{root}/t/{topic['slug']}/{topic['id']}.json",
+                                [self._did(root, topic, n) for n in numbers.values()] or [self._did(root, topic, 1)])
 
     # identity: host, topic and post number (replies name their target by number)
     def _key(self, root: str, topic: dict[str, Any], number: int) -> str:

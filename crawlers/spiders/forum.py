@@ -17,7 +17,9 @@ posts already handled are skipped by the seen-set. Discourse (JSON) is `crawlers
 
 Disappearance: each thread page's posts (with their own ids) are remembered; pages a run does
 not read again are re-checked when due, and a known post missing between two neighbours that
-are still there is recorded as gone (`crawlers.disappearance`).
+are still there is recorded as gone (`crawlers.disappearance`). A known thread page that now
+answers 404/410 or redirects to the board or home page takes its known posts with it
+(`SourceSpider.container_gone`).
 """
 
 from __future__ import annotations
@@ -118,6 +120,11 @@ class ForumSpider(SourceSpider):
             yield Request(nxt, callback=self.parse_board, errback=self.page_failed, cb_kwargs={"page": page + 1})
 
     def _thread_request(self, key: str, resume: dict[str, Any]) -> Request:
+        from crawlers.disappearance import LISTINGS
+
+        # a thread page whose posts are known: a 404/410 (or a redirect away) is a deleted
+        # thread, not a failed page (an unknown page's 404 stays an error)
+        known = canonical_url(resume["url"]) in (self.ctx.cursor.extra.get(LISTINGS) or {})
         return Request(
             resume["url"],
             callback=self.parse_thread,
@@ -126,7 +133,8 @@ class ForumSpider(SourceSpider):
                        "root": resume.get("root"), "thread_match": resume.get("match") or []},
             dont_filter=True,
             # an unchanged last page answers 304: nothing new in that thread
-            meta={"conditional": True, "handle_httpstatus_list": [304]},
+            meta={"conditional": True, "handle_httpstatus_list": [304, 404, 410] if known else [304],
+                  "known_container": known},
         )
 
     # -- thread -------------------------------------------------------------------------
@@ -145,6 +153,10 @@ class ForumSpider(SourceSpider):
             ctx.counts["pages"] += 1
         if self.not_modified(response):
             return
+        if response.meta.get("known_container"):
+            requested = (response.meta.get("redirect_urls") or [response.url])[0]
+            if self.container_gone(response, canonical_url(requested)):
+                return
         lang = page_lang(response.text)
         thread_title = first(response, self.sel.get("thread_title"))
         nodes = response.css(self.sel["post"])

@@ -33,7 +33,8 @@ from crawlers.run import CrawlReport, crawl_in_subprocess
 from tests.crawlers.conftest import FAST, sources
 from tests.crawlers.site import EN_FEED_ITEMS, FixtureSite, Page, _html, _news
 from tests.crawlers.site_social import PHPBB_POSTS, _j, _phpbb_page, _phpbb_post, _tg_message, telegram_pages
-from yuqing.config import load_settings
+from crawlers.spiders.api import ApiSpider
+from yuqing.config import ConfigError, SourceConfig, load_settings
 from yuqing.ids import doc_id
 from yuqing.records import Post
 from yuqing.state.db import connect
@@ -83,6 +84,9 @@ def world(site: FixtureSite, make_config: Callable[..., Path]) -> Any:
         if s["name"] in ("phpbb", "telegram", "news", "en-feed", "discourse"):
             s["options"] = {**s["options"], **RECHECK}
     # a subreddit's newest-first timeline: a listing in a fixed order
+    # a Mastodon tag timeline, its posts re-checked through the preset's status endpoint
+    srcs.append({"name": "mastodon-tag", "kind": "html", "url": f"{site.base}/api/v1/timelines/tag/NWRA",
+                 "platform": "mastodon", "options": {**RECHECK, "preset": "mastodon"}})
     srcs.append({"name": "reddit-new", "kind": "html", "url": f"{site.base}/r/linhe/new.json", "platform": "reddit",
                  "options": {**FAST, "preset": "reddit", "base_url": site.base, "listing_ordered": True}})
     w = World(site, make_config(name="disappearance.yaml", sources=srcs))
@@ -250,6 +254,129 @@ def test_a_page_that_never_held_the_post_text_is_not_gone(world: World) -> None:
     assert (r.not_modified, r.rechecked, r.disappeared) == (1, 2, 0), r.messages  # flood-relief and the photo
 
 
+def test_a_deleted_thread_takes_its_known_posts_with_it_a_failing_one_does_not(world: World) -> None:
+    """Runs after the first test: the thread t=77 is known page by page (1005 marked gone)."""
+    t77 = ["/phpbb/viewtopic.php?t=77", "/phpbb/viewtopic.php?t=77&start=3", "/phpbb/viewtopic.php?t=77&start=6"]
+    # the server fails on the thread's pages (5xx): not evidence, nothing marked
+    with world.changed({p: Page(b"oops", "text/plain", status=500) for p in t77}):
+        r = world.crawl("phpbb")
+    assert (r.rechecked, r.disappeared) == (1, 0), r.messages  # only t=78 answered
+    assert any("re-check failed" in m and "500" in m for m in r.messages), r.messages
+    assert set(evidence.disappeared(world.engine, "phpbb")) == {world.posts("phpbb")["1005"].id}
+
+    # the thread is deleted: its first page redirects to the board, the others answer 404;
+    # the board changed (no 304), so the normal run's resume request for its last page 404s too
+    board = world.site.pages["/phpbb/viewforum.php"].body.replace(b"Fishing season", b"Fishing season opens")
+    with world.changed({t77[0]: Page(b"", location="./viewforum.php?f=2"), t77[1]: None, t77[2]: None,
+                        "/phpbb/viewforum.php": Page(board)}):
+        r = world.crawl("phpbb")
+    posts = world.posts("phpbb")
+    assert (r.disappeared, r.errors, r.enqueued) == (7, 0, 0), r.messages
+    assert set(evidence.disappeared(world.engine, "phpbb")) == {posts[str(i)].id for i in range(1001, 1009)}
+    assert all(posts[str(i)].disappeared_at is not None for i in range(1001, 1009))
+    assert any("the thread is gone (it now redirects to" in m for m in r.messages), r.messages
+    assert any("the thread is gone (HTTP 404): its 3 known posts with it" in m for m in r.messages), r.messages
+
+    # the thread is back (restored by a moderator): its posts are un-marked, 1005 with them
+    r = world.crawl("phpbb")
+    assert (r.disappeared, r.reappeared, r.errors) == (0, 8, 0), r.messages
+    assert evidence.disappeared(world.engine, "phpbb") == {}
+    assert world.posts("phpbb")["1004"].disappeared_at is None
+
+
+def test_a_site_answering_404_everywhere_deletes_nothing(world: World) -> None:
+    gone = {p: None for p in list(world.site.pages) if p.startswith("/phpbb/")}
+    with world.changed(gone):
+        r = crawl_in_subprocess(world.config, "phpbb", 90)
+    assert r.exit_code == 0 and r.disappeared == 0, r.messages
+    assert any("the site is probably failing" in m for m in r.messages), r.messages
+    assert evidence.disappeared(world.engine, "phpbb") == {}
+
+
+def _topic(tid: int, slug: str, posts: list[tuple[int, int, str]]) -> Page:
+    return _j({"id": tid, "slug": slug, "title": "NWRA inspection report",
+               "post_stream": {"stream": [pid for pid, _, _ in posts], "posts": [
+                   {"id": pid, "post_number": n, "username": f"u{n}", "name": "", "user_id": n,
+                    "created_at": "2024-12-15T10:00:00.000Z", "cooked": f"<p>{text}</p>", "reads": 3,
+                    "reply_count": 0, "topic_id": tid} for pid, n, text in posts]}})
+
+
+def test_a_deleted_discourse_topic_takes_its_posts_with_it(world: World) -> None:
+    """Runs after the Discourse test: topic 123's last state (post 2 withdrawn) is kept as it was."""
+    t123 = json.loads(world.site.pages["/t/linhe-dam/123.json"].body)
+    p1, p2 = t123["post_stream"]["posts"]
+    t123["post_stream"] = {"posts": [p1, {**p2, "user_deleted": True}], "stream": [9001, 9002]}
+    topic = _topic(124, "nwra-report", [(9101, 1, "The NWRA report on the Linhe dam is out."),
+                                        (9102, 2, "Thanks, reading the NWRA report now.")])
+    listed = _j({"topic_list": {"topics": [{"id": 124, "slug": "nwra-report", "title": "NWRA inspection report"}]}})
+    quiet = {"/latest.json": _j({"topic_list": {"topics": []}}), "/t/linhe-dam/123.json": _j(t123)}
+    with world.changed({**quiet, "/latest.json": listed, "/t/nwra-report/124.json": topic}):
+        r = world.crawl("discourse")
+    assert (r.enqueued, r.disappeared) == (2, 0), r.messages
+    posts = world.posts("discourse")
+    ids = {posts["9101"].id, posts["9102"].id}
+    before = set(evidence.disappeared(world.engine, "discourse"))
+    # the topic left the list and its re-check fails (a 502): nothing concluded
+    with world.changed({**quiet, "/t/nwra-report/124.json": Page(b"bad gateway", "text/plain", status=502)}):
+        r = world.crawl("discourse")
+    assert r.disappeared == 0 and set(evidence.disappeared(world.engine, "discourse")) == before, r.messages
+    # deleted: Discourse answers its JSON error (here with 200, as some proxies rewrite it)
+    error = _j({"errors": ["The requested URL or resource could not be found."], "error_type": "not_found"})
+    with world.changed({**quiet, "/t/nwra-report/124.json": error}):
+        r = world.crawl("discourse")
+    assert (r.disappeared, r.errors) == (2, 0), r.messages
+    assert set(evidence.disappeared(world.engine, "discourse")) == before | ids
+    # restored: both back
+    with world.changed({**quiet, "/t/nwra-report/124.json": topic}):
+        r = world.crawl("discourse")
+    assert (r.disappeared, r.reappeared) == (0, 2), r.messages
+    assert set(evidence.disappeared(world.engine, "discourse")) == before
+    # deleted again, now with a plain 404
+    with world.changed({**quiet, "/t/nwra-report/124.json": Page(error.body, error.content_type, status=404)}):
+        r = world.crawl("discourse")
+    assert (r.disappeared, r.errors) == (2, 0), r.messages
+    assert world.posts("discourse")["9102"].disappeared_at is not None
+
+
+def _status(sid: str, text: str) -> dict[str, Any]:
+    return {"id": sid, "uri": f"https://social.example/users/w/statuses/{sid}",
+            "url": f"https://social.example/@w/{sid}", "created_at": "2024-12-15T10:00:00.000Z",
+            "content": f"<p>{text}</p>", "language": "en",
+            "account": {"id": "5", "acct": "w", "display_name": "W", "followers_count": 10},
+            "favourites_count": 0, "reblogs_count": 0, "replies_count": 0, "in_reply_to_id": None, "reblog": None}
+
+
+def test_api_posts_are_rechecked_through_their_status_endpoint(world: World) -> None:
+    s1, s2, s3 = "113650000000000011", "113650000000000012", "113650000000000013"
+    statuses = {s: _status(s, f"#NWRA update {i} on the Linhe dam") for i, s in enumerate((s1, s2, s3), start=1)}
+    timeline = "/api/v1/timelines/tag/NWRA"
+    with world.changed({timeline: _j(list(statuses.values()))}):
+        r = world.crawl("mastodon-tag")
+    assert r.enqueued == 3, r.messages
+    posts = world.posts("mastodon-tag")
+    host = "127.0.0.1"
+    did = {s: posts[f"{host}:{s}"].id for s in statuses}
+    # the timeline (a since_id query) shows nothing new; the status endpoints say: s1 404,
+    # s2 Mastodon's error body, s3 a server error (nothing concluded)
+    api = {s: f"/api/v1/statuses/{s}" for s in statuses}
+    with world.changed({timeline: _j([]), api[s2]: _j({"error": "Record not found"}),
+                        api[s3]: Page(b"{}", "application/json", status=503)}):
+        r = world.crawl("mastodon-tag")
+    assert (r.rechecked, r.disappeared, r.errors) == (2, 2, 0), r.messages
+    assert set(evidence.disappeared(world.engine, "mastodon-tag")) == {did[s1], did[s2]}
+    assert world.posts("mastodon-tag")[f"{host}:{s1}"].disappeared_at is not None
+    assert any(f"/api/v1/statuses/{s1}: the post is gone (its API endpoint answers HTTP 404)" in m
+               for m in r.messages), r.messages
+    assert world.site.requested(api[s3])  # asked, failed: not evidence
+    # s1 is back; s2 still gone; s3 answers its status: still there
+    with world.changed({timeline: _j([]), api[s1]: _j(statuses[s1]), api[s2]: _j({"error": "Record not found"}),
+                        api[s3]: _j(statuses[s3])}):
+        r = world.crawl("mastodon-tag")
+    assert (r.rechecked, r.disappeared, r.reappeared) == (3, 0, 1), r.messages
+    assert set(evidence.disappeared(world.engine, "mastodon-tag")) == {did[s2]}
+    assert world.posts("mastodon-tag")[f"{host}:{s1}"].disappeared_at is None
+
+
 # -- the rules on their own --------------------------------------------------------------------
 T0 = datetime(2024, 12, 15, tzinfo=timezone.utc)
 
@@ -296,6 +423,12 @@ def test_soft_404_shapes() -> None:
     assert json_gone_reason({"id": 9003, "deleted_at": "2024-12-16T00:00:00Z"}) is not None
     assert json_gone_reason({"id": 9003, "cooked": "<p>fine</p>"}) is None
     assert json_gone_reason([1, 2]) is None
+    # Discourse's answer for a deleted (or never existing) topic, in any language
+    assert json_gone_reason({"errors": ["The requested URL or resource could not be found."],
+                             "error_type": "not_found"}) is not None
+    assert json_gone_reason({"errors": ["找不到请求的 URL 或资源。"], "error_type": "not_found"}) is not None
+    assert json_gone_reason({"errors": ["You are not permitted to view the requested resource."],
+                             "error_type": "invalid_access"}) is None  # a login wall: not gone
     # redirects: home, the listing, a section above the post; not another page, not another site
     src = "http://n.example/news/list.html"
     assert redirected_away("http://n.example/news/2024/a1.html", "http://n.example/", src)
@@ -312,3 +445,32 @@ def test_soft_404_shapes() -> None:
     assert text_replaced(old, "抱歉，您访问的页面不存在。")
     assert text_replaced(old, "") and text_replaced(None, None)
     assert not text_replaced(None, "some text")  # nothing to compare with: only empty counts
+
+
+def test_recheck_url_must_be_a_template_with_an_id() -> None:
+    def source(**options: Any) -> SourceConfig:
+        return SourceConfig(name="m", kind="api", url="https://social.example/api/v1/timelines/tag/x",
+                            options={"preset": "mastodon", **options})
+
+    ApiSpider.validate(source())  # the preset's own
+    ApiSpider.validate(source(recheck_url="https://social.example/api/v1/statuses/{id}"))
+    for bad in ("/api/v1/statuses/", 5):
+        with pytest.raises(ConfigError, match=r"source 'm': options.recheck_url: expected a URL template with \{id\}"):
+            ApiSpider.validate(source(recheck_url=bad))
+
+
+def test_the_example_configuration_passes_each_spiders_checks() -> None:
+    """config.example.yaml documents these options: its sources must pass the checks a crawl
+    runs first (`validate`), not only the configuration schema."""
+    from crawlers.spiders import spider_for
+
+    settings = load_settings(Path(__file__).resolve().parents[2] / "config.example.yaml")
+    kinds = set()
+    for src in settings.sources:
+        spider_for(src).validate(src)
+        kinds.add(src.kind)
+    assert {"feed", "html", "forum", "api"} <= kinds
+    reddit = next(s for s in settings.sources if s.options.get("preset") == "reddit")
+    assert ApiSpider.configuration(reddit)["fields"]["deleted"] == "removed_by_category"
+    mastodon = next(s for s in settings.sources if s.options.get("preset") == "mastodon")
+    assert ApiSpider.configuration(mastodon)["recheck_url"] == "/api/v1/statuses/{id}"
