@@ -169,7 +169,13 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    """Validate the file, then each source against its spider's own rules (presets, selectors,
+    field mappings), so a typo fails here rather than as an empty crawl."""
+    from crawlers.spiders import spider_for
+
     settings = load_settings(_config_path(args))
+    for src in settings.sources:
+        spider_for(src).validate(src)
     print(
         f"ok: {len(settings.sources)} sources, {len(settings.watchlists)} watchlists, {len(settings.topics)} topics, "
         f"{len(settings.channels)} channels; state {settings.state_url.split('@')[-1]}, index {settings.index.backend}"

@@ -101,3 +101,19 @@ def test_cli_reports_broken_config_without_traceback(tmp_path: Path) -> None:
     assert r.returncode == 2
     assert "Traceback" not in r.stderr
     assert f"{p}:5: sources[0].interval" in r.stderr
+
+
+def test_check_config_runs_each_spiders_own_checks(tmp_path: Path) -> None:
+    """A preset typo passes the file's schema but no crawler could run it: check-config says so."""
+    p = _write(tmp_path, "sources:\n  - name: board\n    kind: forum\n    url: http://x/forum\n    options:\n      preset: phpbbb\n")
+    r = subprocess.run(
+        [sys.executable, "-m", "yuqing.cli", "check-config", "--config", str(p)], capture_output=True, text=True
+    )
+    assert r.returncode == 2, r.stdout
+    assert "Traceback" not in r.stderr
+    assert "source 'board': options.preset: unknown forum preset 'phpbbb'" in r.stderr
+    example = Path(__file__).resolve().parents[2] / "config.example.yaml"
+    r = subprocess.run(
+        [sys.executable, "-m", "yuqing.cli", "check-config", "--config", str(example)], capture_output=True, text=True
+    )
+    assert r.returncode == 0 and r.stdout.startswith("ok: "), r.stderr
