@@ -31,22 +31,48 @@ FORMAT = "yuqing-ngram/1"
 
 @dataclass
 class Block:
-    """One hashed analyser: `analyzer` is "char", "char_wb" or "word"."""
+    """One analyser: `analyzer` is "char", "char_wb" or "word".
+
+    Hashed by default (`min_df` 0: `n_features` hashed columns, no vocabulary). With `min_df` >= 1
+    the block keeps an explicit vocabulary instead (the n-grams seen in at least `min_df` training
+    texts, stored in the JSON config): the feature space of issue 8's n-gram reference
+    (TfidfVectorizer min_df 2), which on Arabic tweets is better than hashing (see the card) and,
+    with few distinct n-grams, smaller too. `n_features` is then the vocabulary's size."""
 
     analyzer: str = "char"
     ngram_min: int = 1
     ngram_max: int = 4
     n_features: int = 1 << 19
+    min_df: int = 0
+    vocabulary: list[str] | None = None
+
+    def _kw(self) -> dict[str, Any]:
+        return {"token_pattern": r"(?u)\b\w+\b|[^\w\s]"} if self.analyzer == "word" else {}
 
     def vectorizer(self):  # type: ignore[no-untyped-def]
-        from sklearn.feature_extraction.text import HashingVectorizer
+        from sklearn.feature_extraction.text import CountVectorizer, HashingVectorizer
 
-        kw: dict[str, Any] = {}
-        if self.analyzer == "word":
-            kw["token_pattern"] = r"(?u)\b\w+\b|[^\w\s]"
+        if self.min_df:
+            if self.vocabulary is None:
+                raise ValueError("vocabulary block is not fitted")
+            return CountVectorizer(analyzer=self.analyzer, ngram_range=(self.ngram_min, self.ngram_max),
+                                   vocabulary={t: i for i, t in enumerate(self.vocabulary)}, lowercase=False,
+                                   dtype=np.float32, **self._kw())
         return HashingVectorizer(analyzer=self.analyzer, ngram_range=(self.ngram_min, self.ngram_max),
                                  n_features=self.n_features, alternate_sign=False, norm=None, lowercase=False,
-                                 dtype=np.float32, **kw)
+                                 dtype=np.float32, **self._kw())
+
+    def fit_vocabulary(self, texts: list[str]) -> None:
+        """Vocabulary blocks: keep the n-grams found in at least `min_df` texts (sorted, so the
+        column order is reproducible)."""
+        from sklearn.feature_extraction.text import CountVectorizer
+
+        if not self.min_df:
+            return
+        cv = CountVectorizer(analyzer=self.analyzer, ngram_range=(self.ngram_min, self.ngram_max), min_df=self.min_df,
+                             lowercase=False, **self._kw()).fit(texts)
+        self.vocabulary = sorted(cv.vocabulary_)
+        self.n_features = len(self.vocabulary)
 
 
 @dataclass
@@ -59,6 +85,8 @@ class Featurizer:
 
     def fit(self, texts: list[str]) -> "Featurizer":
         n = len(texts)
+        for b in self.blocks:
+            b.fit_vocabulary(texts)
         self.idf = []
         for X in self.counts(texts):
             df = np.bincount(X.indices, minlength=X.shape[1]).astype(np.float64)
@@ -114,7 +142,9 @@ class NgramModel:
         save_file(tensors, str(directory / f"{self.name}.safetensors"))
         cfg = {"format": FORMAT, "name": self.name, "classes": self.classes,
                "blocks": [asdict(b) for b in self.featurizer.blocks], "meta": self.meta}
-        (directory / f"{self.name}.json").write_text(json.dumps(cfg, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        compact = any(b.vocabulary for b in self.featurizer.blocks)  # one line per n-gram would double the size
+        (directory / f"{self.name}.json").write_text(
+            json.dumps(cfg, ensure_ascii=False, indent=None if compact else 1) + "\n", encoding="utf-8")
         return [f"{self.name}.json", f"{self.name}.safetensors"]
 
     @classmethod
@@ -136,9 +166,16 @@ class NgramModel:
             classes = [str(c) for c in cfg["classes"]]
         except (KeyError, TypeError) as e:
             raise ModelError(f"{jpath}: malformed n-gram config ({e})") from None
-        if any(b.analyzer not in ("char", "char_wb", "word") or not 0 < b.ngram_min <= b.ngram_max <= 8
-               or not 0 < b.n_features <= 1 << 24 for b in blocks):
-            raise ModelError(f"{jpath}: unsupported analyser settings {cfg['blocks']}")
+        for i, b in enumerate(blocks):
+            if (b.analyzer not in ("char", "char_wb", "word") or not 0 < b.ngram_min <= b.ngram_max <= 8
+                    or not 0 < b.n_features <= 1 << 24):
+                raise ModelError(f"{jpath}: unsupported analyser settings in block {i} ({b.analyzer} "
+                                 f"{b.ngram_min}-{b.ngram_max}, {b.n_features} features)")
+            if b.min_df and (not isinstance(b.vocabulary, list) or len(b.vocabulary) != b.n_features
+                             or not all(isinstance(t, str) for t in b.vocabulary)):
+                n = len(b.vocabulary) if isinstance(b.vocabulary, list) else "no"
+                raise ModelError(f"{jpath}: block {i} declares {b.n_features} features but stores {n} "
+                                 "vocabulary entries (a list of strings of that length is required)")
         try:
             t = load_file(str(wpath))
         except Exception as e:  # noqa: BLE001

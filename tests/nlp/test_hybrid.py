@@ -85,11 +85,11 @@ def test_unlisted_ngram_file_is_never_loaded(hybrid_copy: Path) -> None:
 
 
 def test_malformed_ngram_weights_are_a_clear_error(hybrid_copy: Path) -> None:
-    cfg = json.loads((hybrid_copy / "ngram_sentiment_ar.json").read_text())
+    cfg = json.loads((hybrid_copy / "ngram_sentiment_en.json").read_text())  # a hashed model
     cfg["blocks"][0]["n_features"] *= 2  # shapes no longer match the weights
-    (hybrid_copy / "ngram_sentiment_ar.json").write_text(json.dumps(cfg))
+    (hybrid_copy / "ngram_sentiment_en.json").write_text(json.dumps(cfg))
     write_manifest(hybrid_copy, read_manifest(hybrid_copy))  # re-signed by hand
-    with pytest.raises(ModelError, match=r"ngram_sentiment_ar\.safetensors: weight shapes"):
+    with pytest.raises(ModelError, match=r"ngram_sentiment_en\.safetensors: weight shapes"):
         Classifier.load(hybrid_copy, device="cpu")
 
 
@@ -176,3 +176,73 @@ def test_ngram_model_round_trip(tmp_path: Path) -> None:
     assert back.classes == m.classes and isinstance(back.featurizer, Featurizer)
     assert np.allclose(back.decision(texts), m.decision(texts), atol=1e-2)  # float16 storage
     assert back.decision(texts).argmax(1).tolist() == m.decision(texts).argmax(1).tolist()
+
+
+def test_vocabulary_block_is_the_reference_feature_space(tmp_path: Path) -> None:
+    """A `min_df` block stores its n-gram vocabulary and transforms exactly like issue 8's reference
+    (TfidfVectorizer char 1-4, min_df 2, sublinear tf), and survives save/load."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    texts = ["الجو جميل اليوم", "الجو سيء جدا", "يوم جميل", "سيء سيء", "لا بأس", "يوم عادي جدا", "جميل جدا"]
+    labels = ["positive", "negative", "positive", "negative", "neutral", "neutral", "positive"]
+    ref = TfidfVectorizer(analyzer="char", ngram_range=(1, 4), sublinear_tf=True, min_df=2, lowercase=False).fit(texts)
+    feat = Featurizer(blocks=[Block("char", 1, 4, 0, min_df=2)]).fit(texts)
+    assert feat.blocks[0].vocabulary == sorted(ref.vocabulary_) and feat.n_features == len(ref.vocabulary_)
+    order = [ref.vocabulary_[t] for t in feat.blocks[0].vocabulary]
+    assert np.allclose(feat.transform(texts).toarray(), ref.transform(texts).toarray()[:, order], atol=1e-5)
+    m = fit_ngram("v", texts, labels, ["negative", "neutral", "positive"],
+                  [Block("char", 1, 4, 0, min_df=2), Block("word", 1, 2, 0, min_df=2)], C=1.0)
+    m.save(tmp_path)
+    back = NgramModel.load(tmp_path, "v")
+    assert back.featurizer.blocks[0].vocabulary == m.featurizer.blocks[0].vocabulary
+    assert np.allclose(back.decision(texts), m.decision(texts), atol=1e-2)
+    cfg = json.loads((tmp_path / "v.json").read_text(encoding="utf-8"))
+    cfg["blocks"][0]["vocabulary"] = cfg["blocks"][0]["vocabulary"][:-1]
+    (tmp_path / "v.json").write_text(json.dumps(cfg, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(ModelError, match=r"v\.json: block 0 declares \d+ features but stores \d+ vocabulary"):
+        NgramModel.load(tmp_path, "v")
+
+
+def test_three_class_blend_is_chosen_on_the_tuning_rows() -> None:
+    """When the encoder carries no signal, the chosen blend is the n-gram alone (so the hybrid can at
+    worst equal its n-gram component); when it carries the signal, the encoder gets weight."""
+    from nlp.hybrid import sentiment_inputs
+    from nlp.train_default import _choose_three_class
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    y = rng.integers(0, 3, n)
+    signal = np.eye(3)[y] * 2.0 + rng.normal(0, 1.0, (n, 3))
+    noise = rng.normal(0, 1.0, (n, 3))
+
+    def probs(z: np.ndarray) -> np.ndarray:
+        e = np.exp(z - z.max(1, keepdims=True))
+        return e / e.sum(1, keepdims=True)
+
+    src = ["umsab_ar"] * 500 + ["arsarcasm"] * (n - 500)
+    stack, acc = _choose_three_class(sentiment_inputs(probs(noise), signal, False), y, src, "ar")
+    assert acc["chosen"] not in ("interpolation w_enc=0.4", "interpolation w_enc=0.5")  # noise gets little weight
+    assert acc[acc["chosen"]] >= acc["ngram"] - 1e-9 and acc[acc["chosen"]] > acc["encoder"] + 0.2
+    stack, acc = _choose_three_class(sentiment_inputs(probs(signal), noise, False), y, src, "en")
+    assert acc["chosen"] != "interpolation w_enc=0.0" and acc[acc["chosen"]] > acc["ngram"] + 0.2
+    X = sentiment_inputs(probs(signal), noise, False)
+    assert (stack(X).argmax(1) == y).mean() > 0.6  # the returned stacker is the chosen one
+
+
+def test_encoder_copied_out_of_a_hybrid_is_the_same_encoder(hybrid_dir: Path, tmp_path: Path) -> None:
+    """`--encoder` may name a built hybrid directory: its encoder files are copied out with the
+    encoder-alone figures, and load as a plain encoder giving the same encoder outputs."""
+    from nlp.encoding import encode
+    from nlp.train_default import encoder_from_hybrid
+
+    enc = encoder_from_hybrid(hybrid_dir, tmp_path / "enc")
+    m, src = read_manifest(enc), read_manifest(hybrid_dir)
+    assert getattr(m, "hybrid", None) is None and m.evaluation == src.evaluation["encoder_alone"]
+    assert sha256_file(enc / "model.safetensors") == sha256_file(hybrid_dir / "model.safetensors")
+    plain, hyb = Classifier.load(enc, device="cpu"), Classifier.load(hybrid_dir, device="cpu")
+    assert plain.hybrid is None and hyb.hybrid is not None
+    texts = ["太好了", "bad day"]
+    ids = encode(plain.tokenizer, texts, plain.max_length)
+    assert np.allclose(plain._forward(ids, None)["sentiment"].numpy(), hyb._forward(ids, None)["sentiment"].numpy())
+    with pytest.raises(SystemExit, match="without an encoder record"):
+        encoder_from_hybrid(enc, tmp_path / "again")
