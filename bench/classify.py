@@ -1,6 +1,6 @@
 """Throughput and peak memory of `yuqing classify` (issue 3's benchmark).
 
-    python -m bench.classify [--model models/bootstrap] [--n 10000] [--threads 2] [--batch-size 32]
+    python -m bench.classify [--model models/bootstrap] [--n 10000] [--threads 2] [--batch-size 32] [--repeat 2]
 
 On `--n` real posts from ../shared/data (zh reviews, en and ar tweets, Weibo posts with their
 publish-time context; real lengths, mixed languages), measured side by side in one run:
@@ -15,7 +15,10 @@ arithmetic bound is FLOPs per post (the encoder's matmuls at the posts' real tok
 by the fp32 FLOP/s a large `torch.matmul` reaches here with the same threads, measured in the same
 run. Targets (issue 3): >= 3x the pipeline, >= 60 % of the bound, <= 1 GB resident.
 Figures are end to end (process start, model load, language detection and JSON included) and
-also net of start-up (a run on one post is subtracted), because a worker pays start-up once.
+also net of start-up, because a worker pays start-up once: a run on the first post of each kind
+(zh, en, ar, Weibo) is subtracted, so one-off lazy loads (lingua's models for a script, first
+batches) count as start-up for every variant alike. The machine's load average is printed before
+and after: on a shared machine only the ratios within one run are comparable.
 """
 
 from __future__ import annotations
@@ -60,6 +63,20 @@ def real_posts(data: Path, n: int, seed: int = 0) -> list[dict]:
 
 
 
+def _one_per_kind(posts: list[dict]) -> list[dict]:
+    """The first post of each kind (Han, Arabic script, other text, Weibo with context): the
+    start-up run, so that per-script one-off loads are start-up for every variant."""
+    import re
+
+    seen: dict[str, dict] = {}
+    for p in posts:
+        t = p["text"] or ""
+        kind = ("weibo" if "time" in p else "han" if re.search(r"[\u4e00-\u9fff]", t)
+                else "arabic" if re.search(r"[\u0600-\u06ff]", t) else "other")
+        seen.setdefault(kind, p)
+    return list(seen.values())
+
+
 def _measure(cmd: list[str], stdin_path: Path | None, env: dict) -> dict:
     """Run `cmd` under a fresh Python helper so ru_maxrss(children) is this command's peak only."""
     helper = ("import resource,subprocess,sys,time,json;t=time.perf_counter();"
@@ -69,6 +86,8 @@ def _measure(cmd: list[str], stdin_path: Path | None, env: dict) -> dict:
               "'err':p.stderr.decode()[-1500:]}))")
     p = subprocess.run([sys.executable, "-c", helper, str(stdin_path or os.devnull), *cmd], capture_output=True,
                        cwd=ROOT, env=env, text=True)
+    if p.returncode != 0 or not p.stdout.strip():
+        raise RuntimeError(f"{' '.join(cmd)}: measuring helper failed: {p.stderr[-1500:]}")
     res = json.loads(p.stdout.strip().splitlines()[-1])
     if res["rc"] != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed: {res['err']}")
@@ -130,11 +149,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=10000)
     p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--repeat", type=int, default=2, help="rounds over all variants; each keeps its best")
     p.add_argument("--skip", nargs="*", default=[], choices=["torch", "onnx", "pipeline"])
     a = p.parse_args(argv)
     from bench.machine import describe
 
     print(f"machine: {describe()}")
+    print("load average (1, 5, 15 min) at start: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
     posts = real_posts(a.data, a.n)
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS=str(a.threads), TOKENIZERS_PARALLELISM="false")
     fpp, tpp = flops_per_post(a.model, posts)
@@ -145,9 +166,10 @@ def main(argv: list[str] | None = None) -> int:
           f"on {a.threads} threads; arithmetic bound: {bound:,.0f} posts/s")
     rows = []
     with tempfile.TemporaryDirectory() as td:
-        inp, one = Path(td) / "in.jsonl", Path(td) / "one.jsonl"
+        inp, one = Path(td) / "in.jsonl", Path(td) / "warm.jsonl"
         inp.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in posts), encoding="utf-8")
-        one.write_text(json.dumps(posts[0], ensure_ascii=False) + "\n", encoding="utf-8")
+        warm = _one_per_kind(posts)
+        one.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in warm), encoding="utf-8")
         contract = [sys.executable, "-m", "nlp.contract", "--topics", os.devnull, "--threads", str(a.threads),
                     "--batch-size", str(a.batch_size)]
         variants = []
@@ -164,13 +186,33 @@ def main(argv: list[str] | None = None) -> int:
             max_len = json.loads((a.model / "manifest.json").read_text())["max_length"]
             variants.append(("transformers pipeline (1 head)", [sys.executable, "-c", PIPELINE, str(a.model),
                                                                  str(a.threads), str(a.batch_size), "/dev/stdin", str(max_len)]))
-        for name, cmd in variants:
-            start = _measure(cmd, one, env)
-            full = _measure(cmd, inp, env)
-            net = max(full["wall"] - start["wall"], 1e-9)
-            rows.append({"variant": name, "posts_per_s": len(posts) / full["wall"], "net_posts_per_s": (len(posts) - 1) / net,
-                         "startup_s": start["wall"], "rss_mib": full["rss_mib"]})
-            r = rows[-1]
+        # rounds interleave the variants, so a burst of load from other processes hits them alike;
+        # each variant keeps its best round (the least disturbed), peak RSS is the largest seen
+        best: dict[str, dict] = {}
+        for rnd in range(a.repeat):
+            for name, cmd in variants:
+                start = _measure(cmd, one, env)
+                full = _measure(cmd, inp, env)
+                net = full["wall"] - start["wall"]
+                if net <= 0:  # start-up took longer than the whole run: the machine's load swamped it
+                    print(f"  round {rnd + 1} {name}: unmeasurable (start-up run {start['wall']:.1f}s >= full run "
+                          f"{full['wall']:.1f}s; raise --n)", flush=True)
+                    continue
+                r = {"variant": name, "posts_per_s": len(posts) / full["wall"],
+                     "net_posts_per_s": (len(posts) - len(warm)) / net, "startup_s": start["wall"],
+                     "rss_mib": full["rss_mib"]}
+                print(f"  round {rnd + 1} {name}: {r['net_posts_per_s']:.1f} posts/s net", flush=True)
+                prev = best.get(name)
+                if prev is None or r["net_posts_per_s"] > prev["net_posts_per_s"]:
+                    best[name] = r | {"rss_mib": max(r["rss_mib"], prev["rss_mib"] if prev else 0.0)}
+                else:
+                    prev["rss_mib"] = max(prev["rss_mib"], r["rss_mib"])
+        for name, _ in variants:
+            if name not in best:
+                print(f"{name:34s} unmeasurable in every round", flush=True)
+                continue
+            r = best[name]
+            rows.append(r)
             print(f"{name:34s} {r['posts_per_s']:8.1f} posts/s end to end, {r['net_posts_per_s']:8.1f} net of "
                   f"{r['startup_s']:.1f}s start-up; {100 * r['net_posts_per_s'] / bound:5.1f} % of bound; "
                   f"peak RSS {r['rss_mib']:.0f} MiB", flush=True)
@@ -179,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows:
             if r is not pipe:
                 print(f"{r['variant']}: {r['net_posts_per_s'] / pipe['net_posts_per_s']:.2f}x the pipeline (net)")
+    print("load average (1, 5, 15 min) at end: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
     return 0
 
 

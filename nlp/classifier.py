@@ -156,10 +156,11 @@ class Classifier:
         rumor = torch.zeros(n)
         emb = torch.zeros((n, self.model.config.hidden_size))
         pad_id = self.tokenizer.pad_token_id
+        feat_arr = np.asarray(feats, dtype=np.float32) if feats is not None else None
         with torch.inference_mode():
             for batch in length_buckets([len(r) for r in ids], self.batch_size):
                 x, m = pad([ids[i] for i in batch], pad_id)
-                f = torch.tensor([feats[i] for i in batch], dtype=torch.float32) if feats is not None else None
+                f = torch.from_numpy(feat_arr[batch]) if feat_arr is not None else None
                 if self.ort is not None:
                     if f is None:
                         f = torch.zeros((x.shape[0], self._n_feat()), dtype=torch.float32)

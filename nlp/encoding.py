@@ -8,8 +8,10 @@ batching cuts padding (and time) several-fold on real traffic.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from transformers import PreTrainedTokenizerFast
 
@@ -32,13 +34,13 @@ def encode(tokenizer: PreTrainedTokenizerFast, texts: Sequence[str], max_length:
 
 def pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(input_ids, attention_mask) as int64 tensors padded to the longest row."""
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-        mask[i, : len(r)] = 1
-    return ids, mask
+    # one flat copy instead of a tensor per row: rows are short and a batch has 32 of them
+    lens = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+    width = int(lens.max())
+    mask = np.arange(width) < lens[:, None]
+    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    ids[mask] = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=int(lens.sum()))
+    return torch.from_numpy(ids), torch.from_numpy(mask.astype(np.int64))
 
 
 def length_buckets(lengths: Sequence[int], batch_size: int) -> list[list[int]]:

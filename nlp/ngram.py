@@ -50,6 +50,16 @@ class Block:
         return {"token_pattern": r"(?u)\b\w+\b|[^\w\s]"} if self.analyzer == "word" else {}
 
     def vectorizer(self):  # type: ignore[no-untyped-def]
+        """The sklearn vectorizer for this block, built once: a vocabulary block's dict of
+        hundreds of thousands of n-grams costs tens of milliseconds to build, per call."""
+        cached = self.__dict__.get("_vectorizer")
+        if cached is not None and cached[0] is self.vocabulary:
+            return cached[1]
+        vec = self._build_vectorizer()
+        self.__dict__["_vectorizer"] = (self.vocabulary, vec)
+        return vec
+
+    def _build_vectorizer(self):  # type: ignore[no-untyped-def]
         from sklearn.feature_extraction.text import CountVectorizer, HashingVectorizer
 
         if self.min_df:
