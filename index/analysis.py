@@ -478,6 +478,8 @@ def _field_tokens(segs: Sequence[tuple[str, str]], field: str) -> list[str]:
 
 def _collapse(tokens: list[str]) -> list[str]:
     """Collapse runs of BARRIERs and trim them at the ends (they only separate)."""
+    if BARRIER not in tokens:  # the usual case, a post in one script: nothing to do
+        return tokens
     out: list[str] = []
     for t in tokens:
         if t == BARRIER and (not out or out[-1] == BARRIER):
@@ -560,9 +562,10 @@ def _display(parts: list[list[tuple[str, str]]], limit: int = 64) -> list[str]:
             if len(seen) >= limit:
                 break
             if kind == "C":
-                for i in range(len(w) - 1):
-                    if w[i] not in fn and w[i + 1] not in fn:
-                        seen[w[i : i + 2]] = None
+                bigrams = [w[i : i + 2] for i in range(len(w) - 1)]
+                if not fn.isdisjoint(w):
+                    bigrams = [b for b in bigrams if b[0] not in fn and b[1] not in fn]
+                seen.update(dict.fromkeys(bigrams))
                 continue
             d = _display_word(kind, w)
             if d is not None:

@@ -22,27 +22,29 @@ lock only to create or upgrade, so a process starting during another's long bulk
 Limits. A rid holds instants up to 6429-10-17T02:45:55.327Z (`MAX_MS`): a post published later
 is refused alone (not retryable); query bounds and cursors beyond it are clamped, never an
 overflow. Bulk speed: rows are written in rid order (FTS5 starts a new segment whenever a rowid
-goes down, and every rid-keyed B-tree fills left to right); about 40 % of the cost is the Python
-analysis (optionally shared with worker processes, `analysis_processes`), most of the rest is
-FTS5 (~60 tokens a post) and the random-page writes of a time-clustered table when posts do not
-arrive in time order (see bench/index.py `--order`).
+goes down, and every rid-keyed B-tree fills left to right); a bit under half of the CPU is the Python
+analysis (optionally in worker processes that run ahead of the writer, `analysis_processes`),
+most of the rest is FTS5 (~60 tokens a post) and the random-page writes of a time-clustered
+table when posts do not arrive in time order (see bench/index.py `--order`).
 """
 
 from __future__ import annotations
 
+import functools
 import operator
 import sqlite3
 import threading
 import zlib
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from index import analysis as an
-from index.base import Bucket, Hit, IndexResult, Query, SearchPage, StoreUnavailable, TermsField
+from index.base import Bucket, Hit, IndexResult, Query, SearchPage, StoreUnavailable, StoryCount, TermsField, story_ranges
 from index.common import (
     INTERVALS_MS,
     bucket_sequence,
@@ -78,6 +80,10 @@ _COLUMNS: dict[str, str] = {
     "source_tier": "source_tier",
 }
 _TAG_KINDS = {"topic": 1, "watchlist": 2}
+# analysis in worker processes: this process analyses the first _POOL_HEAD posts itself (while
+# the workers start on theirs), the workers the rest in chunks of _POOL_CHUNK
+_POOL_HEAD = 64
+_POOL_CHUNK = 128
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -138,11 +144,12 @@ class SqliteStore:
         analysis_pool_min: int = 512,
     ) -> None:
         """`analysis_processes` > 0: a bulk of at least `analysis_pool_min` posts is analysed
-        partly in that many worker processes (spawned on first use, ended by `close`) while
-        this process analyses its own share and serialises the posts; for bulk loads on a
-        machine with idle cores. Analysis is ~40 % of a post's indexing cost, so one extra
-        process gives at most ~1.6x; the write itself is one SQLite writer. 0 (the default, and
-        what the worker's small batches want): everything in this process."""
+        in that many worker processes (spawned on first use, ended by `close`), chunk by chunk
+        in rid order, while this process writes the chunks already analysed (see
+        `_analysis_plan`); for bulk loads on a machine with a second core. Analysis is a bit
+        under half of a post's indexing CPU, the write the rest, and the write needs the one
+        SQLite writer, so one worker process is what two cores can use. 0 (the default, and what
+        the worker's small batches want): everything in this process."""
         self.path = Path(path)
         self.busy_timeout_s = busy_timeout_s
         self.analysis_processes = analysis_processes
@@ -218,21 +225,8 @@ class SqliteStore:
         for stmt in _SCHEMA.split(";"):
             if stmt.strip():
                 conn.execute(stmt)
-        try:
-            conn.execute(
-                f"CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(zh, ar, en, std, "
-                f"tokenize=\"{_FTS_TOKENIZE}\", detail=full)"
-            )
-        except sqlite3.OperationalError:  # SQLite < 3.25 has no `categories`
-            conn.execute(
-                "CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(zh, ar, en, std, "
-                "tokenize=\"unicode61 remove_diacritics 0 tokenchars '_.:''\u2019\u00b7,;'\", detail=full)"
-            )
-        conn.execute(
-            "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (str(SCHEMA_VERSION),),
-        )
+        _create_fts(conn)
+        _set_version(conn)
 
     def ping(self) -> bool:
         try:
@@ -260,13 +254,13 @@ class SqliteStore:
 
     # -- writing ----------------------------------------------------------------------------
     def bulk_index(self, posts: Sequence[Post]) -> list[IndexResult]:
-        """Upsert by `post.id` in one transaction. A post that cannot be analysed fails alone
-        (not retryable: the same post would fail again); a database that cannot be written
-        (locked past the busy timeout, disk full) fails every post of the call as retryable.
-        The last copy of an id within one call wins."""
+        """Upsert by `post.id` in one transaction. A post that cannot be serialised or analysed
+        fails alone (not retryable: the same post would fail again; an older stored copy stays);
+        a database that cannot be written (locked past the busy timeout, disk full) fails every
+        post of the call as retryable. The last copy of an id within one call wins (an earlier
+        copy reports the result of the last one)."""
         results: list[IndexResult | None] = [None] * len(posts)
-        prepared: dict[str, tuple[int, Post, dict[str, str], list[str], str]] = {}
-        analysed = self._analyse(posts)
+        prepared: dict[str, tuple[int, int, Post, str]] = {}  # id -> (rid key, i, post, json)
         for i, p in enumerate(posts):
             bad = _unstorable(p)
             if bad:
@@ -274,23 +268,30 @@ class SqliteStore:
                 continue
             try:
                 js = p.model_dump_json()  # fails here, alone, on text that is not valid Unicode
-                a = analysed[i] if analysed is not None else an.analyze_post(p.title, p.text)
-                if isinstance(a, str):  # analysis failed in a worker process
-                    results[i] = IndexResult(p.id, False, f"cannot index: {a}", retryable=False)
-                    continue
-                cols, terms = a
             except Exception as e:  # noqa: BLE001 - one bad post must not sink the batch
                 results[i] = IndexResult(p.id, False, f"cannot index: {type(e).__name__}: {e}", retryable=False)
                 continue
-            prepared[p.id] = (i, p, cols, terms, js)
+            prepared[p.id] = (_rid_key(p), i, p, js)
         failed: str | None = None
+        bad_analysis: dict[str, str] = {}
         if prepared:
+            # rid order (see `_write`); ties are impossible (i is unique), so Posts never compare
+            keyed = sorted(prepared.values(), key=operator.itemgetter(0, 1))
+            plan, futures = self._analysis_plan(keyed)
             try:
                 conn = self._conn()
                 with self._write_lock:
                     conn.execute("BEGIN IMMEDIATE")
                     try:
-                        self._write(conn, list(prepared.values()))
+                        for chunk, analyses in plan:
+                            good = []
+                            for item, a in zip(chunk, analyses()):
+                                if isinstance(a, str):  # analysis failed: this post alone
+                                    bad_analysis[item[2].id] = f"cannot index: {a}"
+                                else:
+                                    good.append((item, a))
+                            if good:
+                                self._write(conn, good)
                         conn.execute("COMMIT")
                     except BaseException:
                         if conn.in_transaction:
@@ -298,37 +299,72 @@ class SqliteStore:
                         raise
             except (sqlite3.Error, StoreUnavailable) as e:
                 failed = f"index write failed: {e}"
+            finally:
+                for f in futures:  # after a failure: work nobody will read
+                    f.cancel()
         for i, p in enumerate(posts):
-            if results[i] is None:
-                ok = failed is None or p.id not in prepared
-                results[i] = IndexResult(p.id, True) if ok else IndexResult(p.id, False, failed, retryable=True)
+            if results[i] is not None:
+                continue
+            if p.id in bad_analysis:
+                results[i] = IndexResult(p.id, False, bad_analysis[p.id], retryable=False)
+            elif failed is not None and p.id in prepared:
+                results[i] = IndexResult(p.id, False, failed, retryable=True)
+            else:
+                results[i] = IndexResult(p.id, True)
         return [r for r in results if r is not None]
 
-    def _analyse(self, posts: Sequence[Post]) -> list[Any] | None:
-        """`an.analyze_post` of every post, a share of them in worker processes; None when the
-        bulk is too small for that (the caller analyses as it goes)."""
-        n_proc = self.analysis_processes
-        if n_proc <= 0 or len(posts) < self.analysis_pool_min:
-            return None
+    def _analysis_plan(
+        self, keyed: list[tuple[int, int, Post, str]]
+    ) -> tuple[list[tuple[list[tuple[int, int, Post, str]], Callable[[], list[Any]]]], list[Any]]:
+        """The posts in rid order as chunks, each with a call that returns its `an.analyze_many`
+        results; and the pool futures behind those calls.
+
+        Without a pool (the default, and bulks under `analysis_pool_min`): one chunk analysed
+        here. With one: every chunk but a short head is sent to the worker processes *before*
+        the write starts, so they analyse chunk k+1 while this process writes chunk k (the
+        write is the larger half, and it needs one SQLite writer); chunks are written in rid
+        order, so FTS5 still sees rising rowids."""
+        pairs = [(p.title, p.text) for _, _, p, _ in keyed]
+        n = len(keyed)
+        if self.analysis_processes <= 0 or n < self.analysis_pool_min:
+            return [(keyed, lambda: an.analyze_many(pairs))], []
+        pool = self._get_pool()
+        head = min(n, _POOL_HEAD)
+        plan: list[tuple[list[tuple[int, int, Post, str]], Callable[[], list[Any]]]] = []
+        futures = []
+        for s in range(head, n, _POOL_CHUNK):
+            fut = pool.submit(an.analyze_many, pairs[s : s + _POOL_CHUNK])
+            futures.append(fut)
+            plan.append((keyed[s : s + _POOL_CHUNK], functools.partial(self._pool_result, fut, pairs[s : s + _POOL_CHUNK])))
+        plan.insert(0, (keyed[:head], lambda: an.analyze_many(pairs[:head])))
+        return plan, futures
+
+    def _pool_result(self, fut: Any, pairs: list[tuple[str | None, str]]) -> list[Any]:
+        """A chunk's results from the pool; analysed here instead when the pool broke (a
+        worker killed, e.g. for memory): the bulk goes on, the next one starts a new pool."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            return fut.result()  # type: ignore[no-any-return]
+        except BrokenProcessPool:
+            pool, self._pool = self._pool, None
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+            return an.analyze_many(pairs)
+
+    def _get_pool(self) -> Any:
         if self._pool is None:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
             # spawn: a fork of a process with API or worker threads could inherit held locks
-            self._pool = ProcessPoolExecutor(n_proc, mp_context=multiprocessing.get_context("spawn"))
-        share = len(posts) // (n_proc + 1)  # this process takes the first share
-        bounds = [share + k * ((len(posts) - share) // n_proc) for k in range(n_proc)] + [len(posts)]
-        futures = [
-            self._pool.submit(an.analyze_many, [(p.title, p.text) for p in posts[bounds[k] : bounds[k + 1]]])
-            for k in range(n_proc)
-        ]
-        out = an.analyze_many([(p.title, p.text) for p in posts[:share]])
-        for f in futures:
-            out.extend(f.result())
-        return out
+            self._pool = ProcessPoolExecutor(self.analysis_processes, mp_context=multiprocessing.get_context("spawn"))
+        return self._pool
 
-    def _write(self, conn: sqlite3.Connection, items: list[tuple[int, Post, dict[str, str], list[str], str]]) -> None:
-        ids = [p.id for _, p, _, _, _ in items]
+    def _write(self, conn: sqlite3.Connection, good: list[tuple[tuple[int, int, Post, str], Any]]) -> None:
+        """Insert one chunk (in rid order) inside the caller's transaction, first removing the
+        stored copies of its ids."""
+        ids = [item[2].id for item, _ in good]
         existing: dict[str, int] = {}
         for chunk in _chunks(ids, 999):
             q = f"SELECT id, rid FROM posts WHERE id IN ({','.join('?' * len(chunk))})"
@@ -339,20 +375,15 @@ class SqliteStore:
         # a rowid is lower than the one before (so a batch in arrival order would make one
         # tiny segment per post, and merging them is most of the cost), and every B-tree keyed
         # by rid is filled left to right.
-        keyed = sorted(
-            ((to_ms(p.published_at) << SLOT_BITS) | (zlib.crc32(p.id.encode()) & SLOT_MASK), item)
-            for item in items
-            for p in (item[1],)
-        )
         occupied: set[int] = set()
-        cands = [rid for rid, _ in keyed]
+        cands = [item[0] for item, _ in good]
         for chunk in _chunks(cands, 999):
             occupied.update(r for (r,) in conn.execute(f"SELECT rid FROM posts WHERE rid IN ({','.join('?' * len(chunk))})", chunk))
         post_rows, doc_rows, fts_rows, tag_rows = [], [], [], []
         taken: set[int] = set()
         probed = False
         topic_kind, watch_kind = _TAG_KINDS["topic"], _TAG_KINDS["watchlist"]
-        for rid, (_, p, cols, terms, js) in keyed:
+        for (rid, _, p, js), (cols, terms) in good:
             ms = rid >> SLOT_BITS
             if rid in occupied or rid in taken:
                 rid = self._free_rid(conn, ms, p.id, taken)
@@ -723,6 +754,26 @@ class SqliteStore:
             out.append(Bucket(start=from_ms(start, zone), count=counts.get(start, 0), split=dict(sorted(sp.items()))))
         return out
 
+    def stories(self, query: Query, edges: Sequence[datetime]) -> list[StoryCount]:
+        """One range scan per range over the rid key. The cluster id is read from the stored
+        post (`docs.post` JSON) because the posts table has no column for it; a post without
+        one counts as its own story, as on Elasticsearch (distinct cluster ids + posts with none)."""
+        out = []
+        conn = self._conn()
+        for a, b, lo, hi in story_ranges(query, edges):
+            posts = stories = 0
+            if lo < hi:
+                w = self._where(query.model_copy(update={"start": lo, "end": hi}))
+                if w.node != an.FALSE:
+                    cid = "json_extract(d.post, '$.cluster_id')"
+                    posts, stories = conn.execute(
+                        f"SELECT count(*), count(DISTINCT {cid}) + coalesce(sum({cid} IS NULL), 0) "
+                        f"FROM posts p JOIN docs d ON d.rid = p.rid WHERE {w.clause()}",
+                        w.params,
+                    ).fetchone()
+            out.append(StoryCount(start=a, end=b, posts=int(posts), stories=int(stories)))
+        return out
+
     @staticmethod
     def _bucket_key(b: int, iv: int, off: int, interval: str, zone: ZoneInfo) -> int:
         """UTC start (ms) of the bucket whose local index in this offset segment is `b`."""
@@ -762,6 +813,28 @@ class SqliteStore:
 # helpers
 
 
+def _create_fts(conn: sqlite3.Connection) -> None:
+    """The FTS5 table of the analysed columns (rowid = rid)."""
+    try:
+        conn.execute(
+            f"CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(zh, ar, en, std, "
+            f"tokenize=\"{_FTS_TOKENIZE}\", detail=full)"
+        )
+    except sqlite3.OperationalError:  # SQLite < 3.25 has no `categories`
+        conn.execute(
+            "CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(zh, ar, en, std, "
+            "tokenize=\"unicode61 remove_diacritics 0 tokenchars '_.:''\u2019\u00b7,;'\", detail=full)"
+        )
+
+
+def _set_version(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (str(SCHEMA_VERSION),),
+    )
+
+
 def _schema_version(conn: sqlite3.Connection) -> int | None:
     """The schema version recorded in `meta`, None for a file without our schema yet."""
     try:
@@ -771,6 +844,11 @@ def _schema_version(conn: sqlite3.Connection) -> int | None:
             return None
         raise
     return int(row[0]) if row else None
+
+
+def _rid_key(p: Post) -> int:
+    """The post's preferred rid: its millisecond and a slot from a hash of its id."""
+    return (to_ms(p.published_at) << SLOT_BITS) | (zlib.crc32(p.id.encode()) & SLOT_MASK)
 
 
 def _unstorable(p: Post) -> str | None:

@@ -209,3 +209,53 @@ def test_analysis_in_worker_processes_stores_the_same(tmp_path: Path) -> None:
     plain.close()
     pooled.close()
     assert pooled._pool is None
+
+
+def _fts_check(store: SqliteStore) -> None:
+    """FTS5's own consistency check of its index against the content it indexes."""
+    store._conn().execute("INSERT INTO fts (fts, rank) VALUES ('integrity-check', 1)")
+
+
+def test_reindex_replaces_the_indexed_tokens(tmp_path: Path) -> None:
+    """Replacing a post (its older copy deleted in the same transaction, chunk by chunk) must
+    remove the old copy's tokens from the index, or the old text would still match."""
+    store = SqliteStore(tmp_path / "index.db")
+    assert all(r.ok for r in store.bulk_index(POSTS[:40]))
+    old = POSTS[0]
+    new = old.model_copy(update={"title": None, "text": "zebrafish quokka 斑马鱼"})
+    assert store.count(Query(text="quokka")) == 0
+    assert all(r.ok for r in store.bulk_index([new]))
+    assert store.count(Query(text="quokka")) == 1 and store.count(Query(text="斑马")) == 1
+    assert store.get(old.id) == new
+    for w in {w for w in old.text.split() if len(w) > 3}:
+        ids = {h.post.id for h in store.search(Query(text=f'"{w}"', size=100)).hits}
+        assert old.id not in ids or w in new.text
+    _fts_check(store)
+    store.delete_by_query(Query(text="quokka"))
+    assert store.count(Query(text="quokka")) == 0 and store.count(Query()) == 39
+    _fts_check(store)
+    store.close()
+
+
+def test_pooled_bulk_over_many_chunks_replaces_and_dedupes_like_one_process(tmp_path: Path) -> None:
+    """Several chunks analysed in a worker process while this one writes: re-indexed posts
+    (older copies stored before), an id twice in one call (the last copy wins) and a post
+    that fails analysis give exactly what one process gives, and FTS5 stays consistent."""
+    big = [g.post for g in generate(420, seed=7)]
+    changed = [p.model_copy(update={"text": p.text + " refreshed"}) for p in big[:30]]
+    bad = big[100].model_copy(update={"text": "broken \ud800 surrogate"})
+    batch = [*big[30:100], bad, *big[101:], *changed, big[200]]
+    plain = SqliteStore(tmp_path / "plain.db")
+    pooled = SqliteStore(tmp_path / "pooled.db", analysis_processes=1, analysis_pool_min=10)
+    for s in (plain, pooled):
+        assert all(r.ok for r in s.bulk_index(big[:40]))
+    r1, r2 = plain.bulk_index(batch), pooled.bulk_index(batch)
+    assert pooled._pool is not None
+    assert [(r.id, r.ok, r.retryable, r.error) for r in r1] == [(r.id, r.ok, r.retryable, r.error) for r in r2]
+    assert sum(not r.ok for r in r2) == 1
+    for sql in ("SELECT * FROM docs ORDER BY rid", "SELECT * FROM posts ORDER BY rid", "SELECT * FROM tags ORDER BY rid, kind, value"):
+        assert plain._conn().execute(sql).fetchall() == pooled._conn().execute(sql).fetchall()
+    assert pooled.count(Query(text="refreshed")) == 30 and pooled.count(Query()) == 419
+    _fts_check(pooled)
+    plain.close()
+    pooled.close()

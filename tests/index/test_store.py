@@ -555,3 +555,67 @@ def test_delete_by_query_far_future_start(store_factory: Callable[[], Store]) ->
     assert s.delete_by_query(Query(start=datetime(7231, 1, 1, tzinfo=UTC))) == 0
     s.refresh()
     assert s.count(Query()) == 5
+
+
+# -- story clusters (the alert detector's unit) -----------------------------------------------
+
+
+def _story_ref(posts: list[Post], q_pred: Callable[[Post], bool], edges: list[datetime]) -> list[tuple[int, int]]:
+    out = []
+    for a, b in zip(edges, edges[1:]):
+        inside = [p for p in posts if a <= p.published_at < b and q_pred(p)]
+        named = {p.cluster_id for p in inside if p.cluster_id is not None}
+        out.append((len(inside), len(named) + sum(p.cluster_id is None for p in inside)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def story_store(store_factory: Callable[[], Store]) -> tuple[Store, list[Post]]:
+    """60 posts of the corpus in a fresh store: every third post without a cluster id, the rest
+    in seven clusters spread over the whole time range (copies of one story far apart)."""
+    picked = sorted(POSTS, key=lambda p: (p.published_at, p.id))[::max(1, len(POSTS) // 60)][:60]
+    posts = [p.model_copy(update={"cluster_id": None if i % 3 == 0 else f"story-{i % 7}", "cluster_size": 1 + i // 7}) for i, p in enumerate(picked)]
+    s = store_factory()
+    assert all(r.ok for r in s.bulk_index(posts))
+    s.refresh()
+    return s, posts
+
+
+@pytest.mark.parametrize("parts", [1, 3, 10])
+@pytest.mark.parametrize("sentiment", [None, "negative"])
+def test_stories(story_store: tuple[Store, list[Post]], parts: int, sentiment: str | None) -> None:
+    store, posts = story_store
+    lo = min(p.published_at for p in posts)
+    hi = max(p.published_at for p in posts) + timedelta(seconds=1)
+    edges = [lo + (hi - lo) * i / parts for i in range(parts + 1)]
+    q = Query(sentiments=[sentiment] if sentiment else None)
+    pred = (lambda p: p.classification is not None and p.classification.sentiment == sentiment) if sentiment else (lambda p: True)
+    got = store.stories(q, edges)
+    assert [(s.posts, s.stories) for s in got] == _story_ref(posts, pred, edges)
+    assert [(s.start, s.end) for s in got] == list(zip(edges, edges[1:]))
+    if not sentiment:
+        assert sum(s.posts for s in got) == len(posts)
+        assert got[0].stories < got[0].posts or parts > 1  # copies fold into stories
+
+
+def test_stories_clip_to_the_query_range(story_store: tuple[Store, list[Post]]) -> None:
+    store, posts = story_store
+    ts = sorted(p.published_at for p in posts)
+    lo, mid, hi = ts[0], ts[len(ts) // 2], ts[-1] + timedelta(seconds=1)
+    edges = [lo - timedelta(days=1), lo, mid, hi, hi + timedelta(days=1)]
+    got = store.stories(Query(start=mid), edges)
+    assert [(s.posts, s.stories) for s in got] == _story_ref(posts, lambda p: p.published_at >= mid, edges)
+    assert got[0].posts == got[1].posts == 0 and got[2].posts > 0
+
+
+@pytest.mark.parametrize(
+    "edges,message",
+    [
+        ([datetime(2024, 1, 1, tzinfo=UTC)], "at least two edges"),
+        ([datetime(2024, 1, 2, tzinfo=UTC), datetime(2024, 1, 1, tzinfo=UTC)], "edges must increase"),
+        ([datetime(2024, 1, 1), datetime(2024, 1, 2)], "no time zone"),
+    ],
+)
+def test_stories_bad_edges(store: Store, edges: list[datetime], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        store.stories(Query(), edges)
