@@ -147,11 +147,17 @@ def verify(model_dir: Path, manifest: Manifest, required: tuple[str, ...] = ()) 
     for name in required:
         if name not in manifest.files:
             raise ModelError(f"{path}: 'files' does not list {name}, which this model needs")
-    for rel, expected in manifest.files.items():
+    check_files(model_dir, manifest.files, MANIFEST, "was changed after the model was evaluated")
+
+
+def check_files(model_dir: Path, sums: dict[str, str], listed_in: str, changed: str) -> None:
+    """Every file in `sums` (relative path -> sha256) exists and matches: one check for our
+    manifests and for a deployer's `sha256sums`, so both fail with the same kind of message."""
+    for rel, expected in sums.items():
         f = model_dir / rel
         if not f.is_file():
-            raise ModelError(f"{f}: listed in {MANIFEST} but missing")
+            raise ModelError(f"{f}: listed in {listed_in} but missing")
         got = sha256_file(f)
         if got != expected:
-            raise ModelError(f"{f}: sha256 {got[:16]}… does not match {MANIFEST} ({expected[:16]}…); "
-                             "the file is corrupted, truncated or was changed after the model was evaluated")
+            raise ModelError(f"{f}: sha256 {got[:16]}… does not match {listed_in} ({expected[:16]}…); "
+                             f"the file is corrupted, truncated or {changed}")

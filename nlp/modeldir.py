@@ -13,6 +13,7 @@ import json
 import logging
 import shutil
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import torch
@@ -116,11 +117,7 @@ def load(model_dir: Path | str, device: torch.device | str = "cpu") -> LoadedMod
         )
     except Exception as e:  # noqa: BLE001 - any failure here is "this directory is unusable"
         raise ModelError(f"{model_dir / 'model.safetensors'}: cannot load weights ({type(e).__name__}: {e})") from None
-    missing = sorted(info.get("missing_keys") or [])
-    mismatched = info.get("mismatched_keys") or []
-    if missing or mismatched:
-        raise ModelError(f"{model_dir / 'model.safetensors'}: weights missing for {missing[:5]} "
-                         f"(mismatched: {list(mismatched)[:5]}); refusing to serve randomly initialised layers")
+    refuse_partial_load(model_dir / "model.safetensors", info)
     try:
         tok = PreTrainedTokenizerFast.from_pretrained(model_dir, local_files_only=True)
     except Exception as e:  # noqa: BLE001
@@ -133,3 +130,13 @@ def load(model_dir: Path | str, device: torch.device | str = "cpu") -> LoadedMod
             raise ModelError(f"{model_dir / 'tokenizer.json'}: no {special.removesuffix('_id')} defined")
     model.eval().to(device)
     return LoadedModel(model=model, tokenizer=tok, manifest=manifest, path=model_dir)
+
+
+def refuse_partial_load(weights: Path, info: dict[str, Any]) -> None:
+    """transformers fills weights a checkpoint lacks with random values and only warns; a
+    classifier answering from random layers must never serve, so any gap is an error."""
+    missing = sorted(info.get("missing_keys") or [])
+    mismatched = info.get("mismatched_keys") or []
+    if missing or mismatched:
+        raise ModelError(f"{weights}: weights missing for {missing[:5]} (mismatched: {list(mismatched)[:5]}); "
+                         "refusing to serve randomly initialised layers")

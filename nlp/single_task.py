@@ -37,7 +37,8 @@ import torch
 
 from nlp.encoding import encode, length_buckets, pad
 from nlp.errors import ModelError
-from nlp.manifest import RUMOR_LABELS, SENTIMENT_LABELS, sha256_file
+from nlp.manifest import RUMOR_LABELS, SENTIMENT_LABELS, check_files, sha256_file
+from nlp.modeldir import refuse_partial_load
 
 SUMS = "sha256sums"
 TASKS = {"sentiment": SENTIMENT_LABELS, "rumor": RUMOR_LABELS}
@@ -97,14 +98,7 @@ def verify_sums(model_dir: Path, required: tuple[str, ...] = ("config.json", "mo
     for name in required:
         if name not in sums:
             raise ModelError(f"{model_dir / SUMS}: does not list {name}, which this model needs")
-    for rel, expected in sums.items():
-        f = model_dir / rel
-        if not f.is_file():
-            raise ModelError(f"{f}: listed in {SUMS} but missing")
-        got = sha256_file(f)
-        if got != expected:
-            raise ModelError(f"{f}: sha256 {got[:16]}… does not match {SUMS} ({expected[:16]}…); the copy is "
-                             "corrupted or truncated, or the file was changed after it was checked")
+    check_files(model_dir, sums, SUMS, "was changed after it was checked")
     return sums
 
 
@@ -204,11 +198,7 @@ def load_single_task(spec: OverrideSpec, device: torch.device | str = "cpu", bat
             d, config=config, local_files_only=True, output_loading_info=True, use_safetensors=True, dtype=torch.float32)
     except Exception as e:  # noqa: BLE001 - any failure here is "this directory is unusable"
         raise ModelError(f"{d / 'model.safetensors'}: cannot load weights ({type(e).__name__}: {e})") from None
-    missing = sorted(info.get("missing_keys") or [])
-    mismatched = info.get("mismatched_keys") or []
-    if missing or mismatched:
-        raise ModelError(f"{d / 'model.safetensors'}: weights missing for {missing[:5]} (mismatched: "
-                         f"{list(mismatched)[:5]}); refusing to serve randomly initialised layers")
+    refuse_partial_load(d / "model.safetensors", info)
     try:
         tok = AutoTokenizer.from_pretrained(d, local_files_only=True, use_fast=True)
     except Exception as e:  # noqa: BLE001

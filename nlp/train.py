@@ -177,31 +177,15 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
 def load_train_config(path: Path | None, flags: dict[str, Any] | None = None) -> TrainConfig:
     """Validate `train.yaml` (if given) with the flags on top. Raises ConfigError listing every
     problem as `file:line: key: what was expected` (flags as `--flag: ...`)."""
-    import yaml
     from pydantic import ValidationError
 
-    from yuqing.config import ConfigError, _format_loc, _line_of
+    from yuqing.config import ConfigError, _format_loc, _line_of, read_yaml_mapping
 
     raw: dict[str, Any] = {}
     text, where = "", "<flags>"
     if path is not None:
         where = str(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(f"{where}: training configuration not found") from None
-        except UnicodeDecodeError as e:
-            raise ConfigError(f"{where}: not UTF-8 text (byte {e.start})") from None
-        try:
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            at = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-            raise ConfigError(f"{where}{at}: invalid YAML: {getattr(e, 'problem', None) or e}") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{where}: expected a mapping of training settings, got {type(loaded).__name__}")
+        text, loaded = read_yaml_mapping(Path(path), "training configuration", "training settings")
         raw = _resolve_paths(loaded, Path(path).resolve().parent)
     flags = flags or {}
     try:

@@ -213,7 +213,7 @@ def _choose_three_class(X: np.ndarray, y: np.ndarray, src: list[str], lang: str)
 def _fit_stackers(tune: dict[str, list[Example]], tune_texts: dict[str, list[str]], ngrams: dict[str, Any],
                   enc_dir: Path, log) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import f1_score, roc_auc_score
+    from sklearn.metrics import roc_auc_score
 
     from nlp.hybrid import Linear, repost_text, rumor_inputs, sentiment_inputs
     from nlp.metrics import expected_calibration_error

@@ -742,6 +742,30 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
     return out or "(top level)"
 
 
+def read_yaml_mapping(p: Path, what: str, expected: str) -> tuple[str, dict[str, Any]]:
+    """Read a YAML file that must hold a mapping: (its text, for line numbers; the mapping).
+    Every way it can be unreadable is a ConfigError naming the file (and line:column for YAML
+    syntax), so the app's config and the training config fail the same way."""
+    if not p.exists():
+        raise ConfigError(f"{p}: {what} not found")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not UTF-8 text (byte {e.start}): save the file as UTF-8") from None
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise ConfigError(f"{p}{at}: invalid YAML: {problem}") from None
+    if loaded is None:
+        loaded = {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{p}: expected a mapping of {expected}, got {type(loaded).__name__}")
+    return text, loaded
+
+
 def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
     """Read, validate and return the configuration.
 
@@ -756,24 +780,7 @@ def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) 
     if path is not None:
         p = Path(path)
         where = str(p)
-        if not p.exists():
-            raise ConfigError(f"{where}: configuration file not found")
-        try:
-            text = p.read_text(encoding="utf-8")
-        except UnicodeDecodeError as e:
-            raise ConfigError(f"{where}: not UTF-8 text (byte {e.start}): save the file as UTF-8") from None
-        try:
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            at = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-            problem = getattr(e, "problem", None) or str(e)
-            raise ConfigError(f"{where}{at}: invalid YAML: {problem}") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{where}: expected a mapping of settings at the top level, got {type(loaded).__name__}")
-        data = loaded
+        text, data = read_yaml_mapping(p, "configuration file", "settings at the top level")
         data.setdefault("base_dir", str(p.resolve().parent))
     data.update(overrides)
     try:
