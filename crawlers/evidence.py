@@ -259,40 +259,36 @@ def mark_disappeared(engine: Engine, gone: dict[str, datetime], now: datetime | 
     """Record posts found gone (doc id -> when) and put each back in the inbox with
     `Post.disappeared_at`, so the worker re-indexes it (the index upserts by document id).
     A post already marked keeps its first time. Returns the doc ids newly marked."""
-    now = now or datetime.now(timezone.utc)
-    marked: list[str] = []
-    with engine.begin() as conn:
-        for doc_id, at in gone.items():
-            n = conn.execute(
-                crawled_posts.update()
-                .where(crawled_posts.c.doc_id == doc_id, crawled_posts.c.disappeared_at.is_(None))
-                .values(disappeared_at=at, checked_at=at)
-            ).rowcount
-            if not n:
-                continue
-            marked.append(doc_id)
-            # past retention in the inbox, revise() finds nothing: the state row says it all the same
-            Inbox(engine).revise(doc_id, {"disappeared_at": at}, conn=conn, now=now)
-    return marked
+    return _set_disappeared(engine, gone, gone=True, now=now)
 
 
 def mark_reappeared(engine: Engine, back: dict[str, datetime], now: datetime | None = None) -> list[str]:
     """Posts marked gone that were found again (doc id -> when): `disappeared_at` cleared and
     the post re-queued with `Post.disappeared_at` None, so the index shows it live again.
     Returns the doc ids un-marked."""
+    return _set_disappeared(engine, back, gone=False, now=now)
+
+
+def _set_disappeared(engine: Engine, seen: dict[str, datetime], gone: bool, now: datetime | None) -> list[str]:
+    """One transaction: flip each post's state row (only if it is not already in that state)
+    and re-queue the changed ones through the inbox. Past the inbox's retention `revise` finds
+    nothing: the state row says it all the same."""
     now = now or datetime.now(timezone.utc)
-    done: list[str] = []
+    changed: list[str] = []
+    col = crawled_posts.c.disappeared_at
     with engine.begin() as conn:
-        for doc_id, at in back.items():
+        for doc_id, at in seen.items():
+            values = {"disappeared_at": at, "checked_at": at} if gone else {"disappeared_at": None, "checked_at": at,
+                                                                           "last_seen": at}
             n = conn.execute(
                 crawled_posts.update()
-                .where(crawled_posts.c.doc_id == doc_id, crawled_posts.c.disappeared_at.is_not(None))
-                .values(disappeared_at=None, checked_at=at, last_seen=at)
+                .where(crawled_posts.c.doc_id == doc_id, col.is_(None) if gone else col.is_not(None))
+                .values(**values)
             ).rowcount
             if n:
-                done.append(doc_id)
-                Inbox(engine).revise(doc_id, {"disappeared_at": None}, conn=conn, now=now)
-    return done
+                changed.append(doc_id)
+                Inbox(engine).revise(doc_id, {"disappeared_at": at if gone else None}, conn=conn, now=now)
+    return changed
 
 
 def stored_post(engine: Engine, doc_id: str) -> Post | None:
