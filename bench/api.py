@@ -39,7 +39,7 @@ from typing import Any
 
 import httpx
 
-from bench.index import Corpus, doc_freq_terms, index_into, machine, query_mix
+from bench.index import Corpus, doc_freq_terms, index_into, machine, pct, query_mix
 from index.base import Query
 
 TARGETS = {1: 0.150, 8: 0.600}
@@ -192,9 +192,9 @@ def run_level(url: str, tok: str, calls: list[list[Call]], clients: int, duratio
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
-    return {"requests": len(lat), "p50": _pct(lat, 50), "p95": _pct(lat, 95), "rps": len(lat) / wall,
+    return {"requests": len(lat), "p50": pct(lat, 50), "p95": pct(lat, 95), "rps": len(lat) / wall,
             "errors": errors, "kinds": kinds,
-            "paths": {p: (len(xs), _pct(xs, 50), _pct(xs, 95)) for p, xs in sorted(by_path.items())}}
+            "paths": {p: (len(xs), pct(xs, 50), pct(xs, 95)) for p, xs in sorted(by_path.items())}}
 
 
 def server_times(url: str, tok: str) -> dict[str, tuple[float, float]]:
@@ -216,13 +216,6 @@ def server_times(url: str, tok: str) -> dict[str, tuple[float, float]]:
             elif sample.name.endswith("_sum"):
                 out[route] = (n, total + sample.value)
     return out
-
-
-def _pct(xs: list[float], p: float) -> float:
-    if not xs:
-        return float("nan")
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, max(0, int(round(p / 100 * len(xs) + 0.5)) - 1))]
 
 
 def main(argv: list[str] | None = None) -> int:
