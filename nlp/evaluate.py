@@ -29,6 +29,19 @@ from yuqing.config import TopicConfig
 
 FIRST_HOUR = 3600.0
 TOPIC_EXAMPLES = 20
+#: hand-written keywords of the stand-in taxonomy (category name -> keywords)
+STANDIN_TOPICS = Path(__file__).with_name("standin_topics.json")
+
+
+def standin_keywords(path: Path = STANDIN_TOPICS) -> dict[str, list[str]]:
+    """The stand-in's hand-written keywords; a malformed file is a ValueError naming it."""
+    try:
+        kw = json.loads(path.read_text(encoding="utf-8"))["keywords"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path}: cannot read the stand-in keywords ({e})") from None
+    if not isinstance(kw, dict) or not all(isinstance(v, list) and all(isinstance(k, str) for k in v) for v in kw.values()):
+        raise ValueError(f"{path}: 'keywords' must map each category to a list of strings")
+    return kw
 
 
 def _sample(rows: list[Example], limit: int | None, seed: int = 7) -> list[Example]:
@@ -68,7 +81,12 @@ def eval_rumor(clf: Classifier, rows: list[Example]) -> dict[str, Any]:
 
 
 def eval_topics(model_dir: Path, data: SharedData, limit: int | None, seed: int = 11) -> dict[str, Any] | None:
-    """Issue 8's stand-in taxonomy: shopping categories as topics, 20 examples each, no keywords."""
+    """Issue 8's stand-in taxonomy: shopping categories as topics, 20 examples each, plus the
+    hand-written keywords of `standin_topics.json`; the matcher is the one a deployment gets
+    (`nlp.topics.matcher_for_model`: with the directory's topic corpus when it ships one)."""
+    from nlp.topics import matcher_for_model
+
+    keywords = standin_keywords()
     rng = random.Random(seed)
     by_cat: dict[str, list[Example]] = {}
     for e in data.train.get("zh", []):
@@ -77,16 +95,24 @@ def eval_topics(model_dir: Path, data: SharedData, limit: int | None, seed: int 
     if len(by_cat) < 2:
         return None
     cats = sorted(by_cat)
-    topics = [TopicConfig(name=c, examples=[e.text for e in rng.sample(by_cat[c], min(TOPIC_EXAMPLES, len(by_cat[c])))])
+    topics = [TopicConfig(name=c, keywords=keywords.get(c, []),
+                          examples=[e.text for e in rng.sample(by_cat[c], min(TOPIC_EXAMPLES, len(by_cat[c])))])
               for c in cats]
     dev = _sample([e for e in data.dev.get("zh", []) if e.row.get("category") in by_cat], limit)
     if not dev:
         return None
-    clf = Classifier.load(model_dir, topics=topics, device="cpu")
+    clf = Classifier.load(model_dir, device="cpu")
+    clf.topic_matcher = matcher_for_model(clf.loaded.path, set(clf.manifest.files), topics, clf._embed_texts,
+                                          clf.manifest.heads.topics)
     scores = clf.topic_scores([e.text for e in dev])
     pred = [cats[max(range(len(cats)), key=lambda j: row[j])] for row in scores]
     rep = classification_report([e.row["category"] for e in dev], pred, cats)
-    return {"task": f"best topic among {len(cats)} shopping categories, {TOPIC_EXAMPLES} examples each, no keywords",
+    n_kw = sum(len(t.keywords) for t in topics)
+    corpus = clf.topic_matcher.corpus if clf.topic_matcher else None
+    return {"task": f"best topic among {len(cats)} shopping categories, {TOPIC_EXAMPLES} examples each, "
+                    f"{n_kw} hand-written keywords ({STANDIN_TOPICS.name}), "
+                    + (f"expanded from the model's topic corpus ({corpus.docs.shape[0]} unlabelled posts)" if corpus
+                       else "no topic corpus"),
             "n": rep["n"], "macro_f1": rep["macro_f1"], "accuracy": rep["accuracy"], "f1": rep["f1"]}
 
 
@@ -139,15 +165,15 @@ def card_markdown(manifest: Any) -> str:
                   "issue (#8) replaces it. Read the figures below before trusting any answer it gives.", ""]
     lines += [manifest.description, "",
               "## What it is",
-              f"- One BERT-shaped encoder ({t.get('config', {}).get('layers')} layers, hidden {t.get('config', {}).get('hidden')}, "
+              (f"- One BERT-shaped encoder ({t.get('config', {}).get('layers')} layers, hidden {t.get('config', {}).get('hidden')}, "
               f"{t.get('parameters', 0) / 1e6:.2f}M parameters, weights stored as {t.get('config', {}).get('weights_dtype')}), "
-              f"WordPiece tokenizer trained on the shared texts, max {manifest.max_length} tokens (head+tail truncation).",
-              "- Heads: sentiment (negative/neutral/positive), rumour (one probability from the text plus "
+              f"WordPiece tokenizer trained on the shared texts, max {manifest.max_length} tokens (head+tail truncation)."),
+              ("- Heads: sentiment (negative/neutral/positive), rumour (one probability from the text plus "
               "author/media/repost context), topics (keyword rules + similarity to the taxonomy's examples: "
               "char n-gram TF-IDF prototypes, plus encoder-embedding prototypes weighted by "
-              f"{manifest.heads.topics.encoder_weight}; no trained topic head).",
-              f"- Languages trained: {', '.join(manifest.languages)}. Two-class sentiment sources (scored negative vs "
-              f"positive): {', '.join(manifest.heads.sentiment.two_class_languages) or 'none'}.",
+              f"{manifest.heads.topics.encoder_weight}; no trained topic head)."),
+              (f"- Languages trained: {', '.join(manifest.languages)}. Two-class sentiment sources (scored negative vs "
+              f"positive): {', '.join(manifest.heads.sentiment.two_class_languages) or 'none'}."),
               f"- `rumor` means: {manifest.heads.rumor.meaning}", "",
               "## Dev figures (measured on the saved directory; the held-out test splits are not here)", "",
               "| source | n | accuracy | macro-F1 | F1-PN | reference (quoted, test split) |", "|---|---|---|---|---|---|"]
@@ -159,19 +185,19 @@ def card_markdown(manifest: Any) -> str:
         lines.append(f"| {name} | {r['n']} | {r['auc']} | {r['accuracy']} | {r['ece']} |")
     rum = ev.get("rumor") or {}
     share = next(iter(rum.values()), {}).get("positive_share")
-    lines += ["", f"Rumour reference: {_REFERENCE['rumor']}. Reliability curves are in manifest.json. "
-                  "`text_only` is a caller that passes no context at all.",
-              "", "**Read `rumor` with care:** it is calibrated (at best) to the CED dev set, where "
+    lines += ["", (f"Rumour reference: {_REFERENCE['rumor']}. Reliability curves are in manifest.json. "
+                  "`text_only` is a caller that passes no context at all."),
+              "", ("**Read `rumor` with care:** it is calibrated (at best) to the CED dev set, where "
                   f"{share if share is not None else '?'} of posts are rumours — a real stream has far fewer, so the "
-                  "probability overstates the risk of an ordinary post; rank by it, do not read it as a rate."]
+                  "probability overstates the risk of an ordinary post; rank by it, do not read it as a rate.")]
     ts = ev.get("topics_standin")
     if ts:
-        lines += ["", f"Topics stand-in ({ts['task']}): macro-F1 {ts['macro_f1']}, accuracy {ts['accuracy']} "
+        lines += ["", (f"Topics stand-in ({ts['task']}): macro-F1 {ts['macro_f1']}, accuracy {ts['accuracy']} "
                       f"on {ts['n']} dev rows (issue 8 reference: char-n-gram LR on the same 20 examples 0.67). "
-                      f"Encoder-similarity weight: {manifest.heads.topics.encoder_weight} (see nlp/topics.py)."]
+                      f"Encoder-similarity weight: {manifest.heads.topics.encoder_weight} (see nlp/topics.py).")]
     lines += ["", "## Training", f"- Trainer: {t.get('trainer')}",
-              f"- {t.get('steps')} steps in {t.get('train_seconds')} s on {t.get('threads')} CPU threads "
-              f"(torch {t.get('torch')}); rows per task: {t.get('rows')}",
+              (f"- {t.get('steps')} steps in {t.get('train_seconds')} s on {t.get('threads')} CPU threads "
+              f"(torch {t.get('torch')}); rows per task: {t.get('rows')}"),
               f"- Code revision: {t.get('code_revision')}; data: `../shared/data`, files and sha256 in manifest.json.",
               "- Reproduce (from the project root; wall-time bounded, so step counts vary with the machine):", "",
               f"      {t.get('command')}", "",

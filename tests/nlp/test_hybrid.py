@@ -246,3 +246,14 @@ def test_encoder_copied_out_of_a_hybrid_is_the_same_encoder(hybrid_dir: Path, tm
     assert np.allclose(plain._forward(ids, None)["sentiment"].numpy(), hyb._forward(ids, None)["sentiment"].numpy())
     with pytest.raises(SystemExit, match="without an encoder record"):
         encoder_from_hybrid(enc, tmp_path / "again")
+
+
+def test_hybrid_directory_ships_the_topic_corpus_and_measures_topics_with_it(hybrid_build: dict[str, Any]) -> None:
+    from nlp.topic_corpus import FILES, TopicCorpus
+
+    d = hybrid_build["dir"]
+    assert set(FILES) <= set(read_manifest(d).files)
+    corpus = TopicCorpus.load(d)
+    assert corpus.docs.shape[0] > 0 and corpus.docs.shape[1] == len(corpus.vocabulary)
+    ts = hybrid_build["evaluation"]["topics_standin"]
+    assert ts is not None and "topic corpus" in ts["task"] and "hand-written keywords" in ts["task"]
