@@ -25,7 +25,10 @@ overflow. Bulk speed: rows are written in rid order (FTS5 starts a new segment w
 goes down, and every rid-keyed B-tree fills left to right); a bit under half of the CPU is the Python
 analysis (optionally in worker processes that run ahead of the writer, `analysis_processes`),
 most of the rest is FTS5 (~60 tokens a post) and the random-page writes of a time-clustered
-table when posts do not arrive in time order (see bench/index.py `--order`).
+table when posts do not arrive in time order (see bench/index.py `--order`). One call is one
+transaction, so a bulk load wants large calls (10,000-50,000 posts): the random `id`/`author` index
+leaves and the FTS5 segments are then written once per many posts, and the CPU per post grows
+far less with the file (docs/decisions.md, "SQLite bulk load").
 """
 
 from __future__ import annotations
@@ -115,7 +118,17 @@ CREATE TABLE IF NOT EXISTS tags (
 CREATE INDEX IF NOT EXISTS tags_rid ON tags (rid);
 CREATE TABLE IF NOT EXISTS docs (rid INTEGER PRIMARY KEY, post TEXT NOT NULL, terms TEXT NOT NULL);
 """
+# FTS5 merges a level's segments once it holds this many (default 4): each token is rewritten
+# about log_16 instead of log_4 times as the index grows, ~35 % less FTS5 insert CPU at 1M posts,
+# for a few more segments per query to read. A persistent setting of the FTS table (fts_config),
+# set when the table is created; an older file keeps its own.
+_FTS_AUTOMERGE = 16
 _FTS_TOKENIZE = "unicode61 remove_diacritics 0 categories 'L* N* Co M*' tokenchars '_.:''\u2019\u00b7,;'"
+
+
+# a post ready to write: (preferred rid = (published_ms << SLOT_BITS) | slot from a hash of
+# the id, its position in the call, the post, its JSON, its engagement)
+_Item = tuple[int, int, Post, str, int]
 
 
 @dataclass
@@ -181,6 +194,9 @@ class SqliteStore:
             conn.execute("PRAGMA temp_store=MEMORY")
             conn.execute("PRAGMA cache_size=-65536")
             conn.execute("PRAGMA mmap_size=268435456")
+            # a bulk call's transaction can grow the WAL to hundreds of MiB; give the space back
+            # after the checkpoint instead of keeping the file at its largest
+            conn.execute("PRAGMA journal_size_limit=67108864")
         except sqlite3.Error as e:
             raise StoreUnavailable(f"cannot open {self.path}: {e}") from e
         self._local.conn = conn
@@ -260,9 +276,11 @@ class SqliteStore:
         post of the call as retryable. The last copy of an id within one call wins (an earlier
         copy reports the result of the last one)."""
         results: list[IndexResult | None] = [None] * len(posts)
-        prepared: dict[str, tuple[int, int, Post, str]] = {}  # id -> (rid key, i, post, json)
+        prepared: dict[str, _Item] = {}  # id -> (rid key, i, post, json, engagement)
         for i, p in enumerate(posts):
-            bad = _unstorable(p)
+            ms = to_ms(p.published_at)
+            eng = engagement_of(p)  # once per post (the checks and the row)
+            bad = _unstorable(p, ms, eng)
             if bad:
                 results[i] = IndexResult(p.id, False, f"cannot index: {bad}", retryable=False)
                 continue
@@ -271,7 +289,7 @@ class SqliteStore:
             except Exception as e:  # noqa: BLE001 - one bad post must not sink the batch
                 results[i] = IndexResult(p.id, False, f"cannot index: {type(e).__name__}: {e}", retryable=False)
                 continue
-            prepared[p.id] = (_rid_key(p), i, p, js)
+            prepared[p.id] = ((ms << SLOT_BITS) | (zlib.crc32(p.id.encode()) & SLOT_MASK), i, p, js, eng)
         failed: str | None = None
         bad_analysis: dict[str, str] = {}
         if prepared:
@@ -314,8 +332,8 @@ class SqliteStore:
         return [r for r in results if r is not None]
 
     def _analysis_plan(
-        self, keyed: list[tuple[int, int, Post, str]]
-    ) -> tuple[list[tuple[list[tuple[int, int, Post, str]], Callable[[], list[Any]]]], list[Any]]:
+        self, keyed: list[_Item]
+    ) -> tuple[list[tuple[list[_Item], Callable[[], list[Any]]]], list[Any]]:
         """The posts in rid order as chunks, each with a call that returns its `an.analyze_many`
         results; and the pool futures behind those calls.
 
@@ -324,13 +342,13 @@ class SqliteStore:
         the write starts, so they analyse chunk k+1 while this process writes chunk k (the
         write is the larger half, and it needs one SQLite writer); chunks are written in rid
         order, so FTS5 still sees rising rowids."""
-        pairs = [(p.title, p.text) for _, _, p, _ in keyed]
+        pairs = [(item[2].title, item[2].text) for item in keyed]
         n = len(keyed)
         if self.analysis_processes <= 0 or n < self.analysis_pool_min:
             return [(keyed, lambda: an.analyze_many(pairs))], []
         pool = self._get_pool()
         head = min(n, _POOL_HEAD)
-        plan: list[tuple[list[tuple[int, int, Post, str]], Callable[[], list[Any]]]] = []
+        plan: list[tuple[list[_Item], Callable[[], list[Any]]]] = []
         futures = []
         for s in range(head, n, _POOL_CHUNK):
             fut = pool.submit(an.analyze_many, pairs[s : s + _POOL_CHUNK])
@@ -361,7 +379,7 @@ class SqliteStore:
             self._pool = ProcessPoolExecutor(self.analysis_processes, mp_context=multiprocessing.get_context("spawn"))
         return self._pool
 
-    def _write(self, conn: sqlite3.Connection, good: list[tuple[tuple[int, int, Post, str], Any]]) -> None:
+    def _write(self, conn: sqlite3.Connection, good: list[tuple[_Item, an.IndexRow]]) -> None:
         """Insert one chunk (in rid order) inside the caller's transaction, first removing the
         stored copies of its ids."""
         ids = [item[2].id for item, _ in good]
@@ -383,7 +401,7 @@ class SqliteStore:
         taken: set[int] = set()
         probed = False
         topic_kind, watch_kind = _TAG_KINDS["topic"], _TAG_KINDS["watchlist"]
-        for (rid, _, p, js), (cols, terms) in good:
+        for (rid, _, p, js, eng), (zh, ar, en, std, terms) in good:
             ms = rid >> SLOT_BITS
             if rid in occupied or rid in taken:
                 rid = self._free_rid(conn, ms, p.id, taken)
@@ -403,11 +421,11 @@ class SqliteStore:
                     c.sentiment if c else None,
                     c.rumor if c else None,
                     rumor_sort_of(p),
-                    engagement_of(p),
+                    eng,
                 )
             )
-            doc_rows.append((rid, js, "\n".join(terms)))
-            fts_rows.append((rid, cols["zh"], cols["ar"], cols["en"], cols["std"]))
+            doc_rows.append((rid, js, terms))
+            fts_rows.append((rid, zh, ar, en, std))
             if c:
                 for topic in dict.fromkeys(t.topic for t in c.topics):
                     tag_rows.append((topic_kind, topic, rid))
@@ -814,7 +832,8 @@ class SqliteStore:
 
 
 def _create_fts(conn: sqlite3.Connection) -> None:
-    """The FTS5 table of the analysed columns (rowid = rid)."""
+    """The FTS5 table of the analysed columns (rowid = rid), merging segments 16 at a time
+    (`_FTS_AUTOMERGE`)."""
     try:
         conn.execute(
             f"CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(zh, ar, en, std, "
@@ -825,6 +844,7 @@ def _create_fts(conn: sqlite3.Connection) -> None:
             "CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(zh, ar, en, std, "
             "tokenize=\"unicode61 remove_diacritics 0 tokenchars '_.:''\u2019\u00b7,;'\", detail=full)"
         )
+    conn.execute("INSERT INTO fts (fts, rank) VALUES ('automerge', ?)", (_FTS_AUTOMERGE,))
 
 
 def _set_version(conn: sqlite3.Connection) -> None:
@@ -846,21 +866,16 @@ def _schema_version(conn: sqlite3.Connection) -> int | None:
     return int(row[0]) if row else None
 
 
-def _rid_key(p: Post) -> int:
-    """The post's preferred rid: its millisecond and a slot from a hash of its id."""
-    return (to_ms(p.published_at) << SLOT_BITS) | (zlib.crc32(p.id.encode()) & SLOT_MASK)
-
-
-def _unstorable(p: Post) -> str | None:
-    """Why the post cannot be stored as it is (the same post would fail again), or None."""
-    ms = to_ms(p.published_at)
+def _unstorable(p: Post, ms: int, engagement: int) -> str | None:
+    """Why the post (published at `ms`, with that engagement) cannot be stored as it is (the
+    same post would fail again), or None."""
     if not MIN_MS <= ms <= MAX_MS:
         return (
             f"published_at {p.published_at.isoformat()} is outside the times the SQLite index can "
             f"store (up to {from_ms(MAX_MS).isoformat()})"
         )
-    if engagement_of(p) > _INT64_MAX:
-        return f"engagement {engagement_of(p)} does not fit a 64-bit integer"
+    if engagement > _INT64_MAX:
+        return f"engagement {engagement} does not fit a 64-bit integer"
     return None
 
 

@@ -117,3 +117,32 @@ def test_display_terms() -> None:
     assert not any("的" in t for t in terms)
     assert "ministry" in terms and "flooding" in terms and "the" not in terms
     assert "الحكومه" in terms and "في" not in terms
+
+
+# Chunks that the standard tokenizer's joiners touch (letters across . : ' ’ ·, digits across
+# , . ; ' ’), at the edges of spaces, in every script, and repeated so the chunk cache answers.
+_CHUNKY = [
+    "U.S. a.b. c'd d’e 3,5 3, 5 3 ,5 1.2.3 a:b :a b: ·x y· x·y _a_ a_ __",
+    "政府发布通报 iPhone手机，火 2024年 الحكومة في والمياه 水管爆裂 Москва 3.14",
+    "  leading and  double  spaces , . ; ' ’ · : trailing ",
+    "flooding floods flooded flooding floods flooded. flooding, floods; flooded:",
+    "a" * 40 + " " + "b" * 33 + " x.y" * 10,
+]
+
+
+@pytest.mark.parametrize("text", _CHUNKY)
+def test_segments_by_chunk_equal_segments_of_the_whole(text: str) -> None:
+    """`segments` tokenizes space-separated chunks through a cache; the tokens must be those
+    of the whole string (a space is never inside a token nor next to a joiner it affects)."""
+    whole = an._segments(text)
+    for _ in range(2):  # the second pass answers from the cache
+        assert an.segments(text) == whole
+        assert an.segments(an.fold(text)) == an._segments(an.fold(text))
+
+
+def test_analyze_many_gives_the_writers_rows() -> None:
+    """The flat rows the SQLite writer stores: the `FIELDS` columns, then the display terms."""
+    pairs = [("标题", "政府发布通报 The floods' statement الحكومة"), (None, "state of emergency")]
+    for (title, text), row in zip(pairs, an.analyze_many(pairs), strict=True):
+        cols, terms = an.analyze_post(title, text)
+        assert row == (*(cols[f] for f in an.FIELDS), "\n".join(terms))
