@@ -33,6 +33,7 @@ from nlp.encoding import encode, length_buckets, pad
 from nlp.errors import ModelError
 from nlp.langid import detect
 from nlp.modeldir import LoadedModel, load
+from nlp.modeling import PackedInference, YuqingMultiTask
 from nlp.normalize import clean, normalize
 from nlp.rumor_features import features as rumor_features
 from nlp.single_task import OverrideSpec, SingleTask, load_single_task
@@ -104,6 +105,13 @@ class Classifier:
             self.autocast_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         self.ort = _onnx_session(loaded, device, backend)
         self.backend = "onnx" if self.ort is not None else "torch"
+        # CPU fp32: the packed path (same function, no padded positions in the position-wise layers)
+        self.packed = None
+        if self.ort is None and device.type == "cpu" and type(self.model) is YuqingMultiTask:
+            try:
+                self.packed = PackedInference(self.model)
+            except ValueError:  # a configuration it does not cover: the module itself answers
+                self.packed = None
         # the default model's n-gram blend (nlp.hybrid), when the manifest declares one
         self.hybrid = None
         if getattr(self.manifest, "hybrid", None):
@@ -123,7 +131,7 @@ class Classifier:
     @classmethod
     def load(cls, model_dir: Path | str, topics: Sequence[TopicConfig] | None = None, device: str = "auto",
              threads: int | None = None, batch_size: int = 32, backend: str = "auto",
-             overrides: Sequence[OverrideSpec] = ()) -> "Classifier":
+             overrides: Sequence[OverrideSpec] = ()) -> Classifier:
         """Verify and load `model_dir` (offline). Raises ModelError naming the file at fault.
 
         `threads` sets torch's (and ONNX Runtime's) intra-op threads (None: torch's default, all
@@ -177,7 +185,7 @@ class Classifier:
                     with torch.autocast(self.device.type, dtype=self.autocast_dtype):
                         out = self.model(x, m, f)
                 else:
-                    out = self.model(x, m, f)
+                    out = (self.packed or self.model)(x, m, f)
                 idx = torch.tensor(batch)
                 sent[idx] = torch.softmax(out.sentiment_logits.float(), dim=-1).cpu()
                 rumor[idx] = torch.sigmoid(out.rumor_logit.float()).cpu()
