@@ -37,7 +37,8 @@ from nlp.modeling import PackedInference, YuqingMultiTask
 from nlp.normalize import clean, normalize
 from nlp.rumor_features import features as rumor_features
 from nlp.single_task import OverrideSpec, SingleTask, load_single_task
-from nlp.topics import TOPIC_FLOOR, TopicMatcher
+from nlp.topic_corpus import TopicCorpus
+from nlp.topics import TOPIC_FLOOR, matcher_for_model
 from yuqing.config import TopicConfig
 from yuqing.records import SENTIMENTS, Classification
 
@@ -91,7 +92,8 @@ class Classifier:
     """A loaded, verified model plus the topic taxonomy; thread-compatible for reading."""
 
     def __init__(self, loaded: LoadedModel, topics: Sequence[TopicConfig] | None, device: torch.device,
-                 batch_size: int = 32, backend: str = "auto", overrides: Sequence[SingleTask] = ()) -> None:
+                 batch_size: int = 32, backend: str = "auto", overrides: Sequence[SingleTask] = (),
+                 topic_corpus: TopicCorpus | None = None) -> None:
         self.loaded = loaded
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
@@ -123,15 +125,14 @@ class Classifier:
             if o.task in self.overrides:
                 raise ModelError(f"two override models for {o.task!r}: {self.overrides[o.task].path} and {o.path}")
             self.overrides[o.task] = o
-        th = self.manifest.heads.topics
-        self.topic_matcher = (TopicMatcher(topics, self._embed_texts, th.threshold, th.slope, th.encoder_weight)
-                              if topics else None)
+        self.topic_matcher = matcher_for_model(loaded.path, set(self.manifest.files), topics, self._embed_texts,
+                                               self.manifest.heads.topics, corpus=topic_corpus)
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
     def load(cls, model_dir: Path | str, topics: Sequence[TopicConfig] | None = None, device: str = "auto",
              threads: int | None = None, batch_size: int = 32, backend: str = "auto",
-             overrides: Sequence[OverrideSpec] = ()) -> Classifier:
+             overrides: Sequence[OverrideSpec] = (), topic_corpus: Path | str | None = None) -> Classifier:
         """Verify and load `model_dir` (offline). Raises ModelError naming the file at fault.
 
         `threads` sets torch's (and ONNX Runtime's) intra-op threads (None: torch's default, all
@@ -140,13 +141,16 @@ class Classifier:
         installed, else torch; "torch" or "onnx" force one.
         `overrides`: standard sequence-classification directories answering one task each
         (`nlp.single_task`), verified and loaded like the main model.
+        `topic_corpus`: a directory written by `yuqing topic-corpus` from the deployment's own posts
+        (config `nlp.topic_corpus`); the topics learn words their examples never used from it.
         """
         if threads:
             torch.set_num_threads(int(threads))
         dev = pick_device(device)
         loaded = load(model_dir, dev)
         singles = [load_single_task(o, dev, batch_size) for o in overrides]
-        return cls(loaded, topics, dev, batch_size, backend, singles)
+        corpus = TopicCorpus.load(Path(topic_corpus)) if topic_corpus is not None and topics else None
+        return cls(loaded, topics, dev, batch_size, backend, singles, corpus)
 
     @property
     def model_id(self) -> str:

@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--override", action="append", default=[], metavar="TASK=DIR",
                    help="a standard sequence-classification model answering TASK (sentiment or rumor) instead of "
                         "the main model's head (default: the configuration's nlp.overrides)")
+    p.add_argument("--topic-corpus", type=Path, default=None, metavar="DIR",
+                   help="unlabelled posts for topic expansion, written by `yuqing topic-corpus` "
+                        "(default: the configuration's nlp.topic_corpus)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
@@ -166,12 +169,13 @@ def main(argv: list[str] | None = None, stdin: IO[Any] | None = None, stdout: IO
     batch = args.batch_size or (nlp_cfg.batch_size if nlp_cfg else 32)
     threads = args.threads or (nlp_cfg.threads if nlp_cfg else None)
     device = args.device or (nlp_cfg.device if nlp_cfg else "auto")
+    corpus = args.topic_corpus or (settings.topic_corpus_path if settings is not None else None)  # type: ignore[union-attr]
 
     from nlp.classifier import Classifier
 
     try:
         clf = Classifier.load(model_dir, topics=topics, device=device, threads=threads, batch_size=batch,
-                              backend=args.backend, overrides=list(overrides.values()))
+                              backend=args.backend, overrides=list(overrides.values()), topic_corpus=corpus)
     except ModelError as e:
         print(f"yuqing classify: cannot load model: {e}", file=stderr)
         return 2

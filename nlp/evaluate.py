@@ -29,6 +29,8 @@ from yuqing.config import TopicConfig
 
 FIRST_HOUR = 3600.0
 TOPIC_EXAMPLES = 20
+#: unlabelled Chinese training texts in the stand-in's topic corpus
+TOPIC_CORPUS_DOCS = 25000
 #: hand-written keywords of the stand-in taxonomy (category name -> keywords)
 STANDIN_TOPICS = Path(__file__).with_name("standin_topics.json")
 
@@ -83,7 +85,11 @@ def eval_rumor(clf: Classifier, rows: list[Example]) -> dict[str, Any]:
 def eval_topics(model_dir: Path, data: SharedData, limit: int | None, seed: int = 11) -> dict[str, Any] | None:
     """Issue 8's stand-in taxonomy: shopping categories as topics, 20 examples each, plus the
     hand-written keywords of `standin_topics.json`; the matcher is the one a deployment gets
-    (`nlp.topics.matcher_for_model`: with the directory's topic corpus when it ships one)."""
+    (`nlp.topics.matcher_for_model`), its unlabelled corpus built here the way a deployment builds
+    one from its own posts (`yuqing topic-corpus`): from the Chinese training texts, labels unused,
+    read from the shared data at evaluation time (never shipped: the data's licences)."""
+    from nlp.normalize import normalize
+    from nlp.topic_corpus import build_corpus
     from nlp.topics import matcher_for_model
 
     keywords = standin_keywords()
@@ -102,8 +108,10 @@ def eval_topics(model_dir: Path, data: SharedData, limit: int | None, seed: int 
     if not dev:
         return None
     clf = Classifier.load(model_dir, device="cpu")
+    corpus = build_corpus([normalize(e.text) for e in data.train.get("zh", [])], max_docs=TOPIC_CORPUS_DOCS,
+                          meta={"source": "sentiment/zh/train.jsonl texts, labels unused", "seed": 0})
     clf.topic_matcher = matcher_for_model(clf.loaded.path, set(clf.manifest.files), topics, clf._embed_texts,
-                                          clf.manifest.heads.topics)
+                                          clf.manifest.heads.topics, corpus=corpus)
     scores = clf.topic_scores([e.text for e in dev])
     pred = [cats[max(range(len(cats)), key=lambda j: row[j])] for row in scores]
     rep = classification_report([e.row["category"] for e in dev], pred, cats)
@@ -111,7 +119,7 @@ def eval_topics(model_dir: Path, data: SharedData, limit: int | None, seed: int 
     corpus = clf.topic_matcher.corpus if clf.topic_matcher else None
     return {"task": f"best topic among {len(cats)} shopping categories, {TOPIC_EXAMPLES} examples each, "
                     f"{n_kw} hand-written keywords ({STANDIN_TOPICS.name}), "
-                    + (f"expanded from the model's topic corpus ({corpus.docs.shape[0]} unlabelled posts)" if corpus
+                    + (f"expanded from a topic corpus of {corpus.docs.shape[0]} unlabelled training reviews" if corpus
                        else "no topic corpus"),
             "n": rep["n"], "macro_f1": rep["macro_f1"], "accuracy": rep["accuracy"], "f1": rep["f1"]}
 

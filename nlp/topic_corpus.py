@@ -138,3 +138,53 @@ def build_corpus(texts: list[str], max_docs: int, max_vocab: int = MAX_VOCAB, mi
     idf = (np.log((1 + X.shape[0]) / (1 + df)) + 1.0).astype(np.float32)
     X.sort_indices()
     return TopicCorpus(vocabulary=vocab, idf=idf, docs=X, meta={**(meta or {}), "n_docs": X.shape[0]})
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`yuqing topic-corpus --input posts.jsonl --out DIR`: a deployment's topic corpus from its own
+    posts (JSON lines with a `text`, as the API's export and `yuqing classify` read them); config
+    then names DIR as `nlp.topic_corpus`. Unreadable lines are reported on stderr and skipped."""
+    import argparse
+    import sys
+
+    from nlp.normalize import normalize
+
+    p = argparse.ArgumentParser(prog="yuqing topic-corpus", description=main.__doc__)
+    p.add_argument("--input", type=Path, required=True, help="JSON lines with a 'text' field")
+    p.add_argument("--out", type=Path, required=True, help="directory to write topic_corpus.json/.safetensors into")
+    p.add_argument("--max-docs", type=int, default=25000)
+    p.add_argument("--min-df", type=int, default=3)
+    args = p.parse_args(argv)
+    texts: list[str] = []
+    try:
+        with args.input.open(encoding="utf-8", errors="replace") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    print(f"{args.input}:{n}: not JSON ({e.msg}); skipped", file=sys.stderr)
+                    continue
+                text = row.get("text") if isinstance(row, dict) else None
+                if not isinstance(text, str):
+                    print(f"{args.input}:{n}: no 'text' string; skipped", file=sys.stderr)
+                    continue
+                texts.append(normalize(text))
+    except OSError as e:
+        print(f"{args.input}: cannot read ({e.strerror})", file=sys.stderr)
+        return 2
+    try:
+        corpus = build_corpus(texts, max_docs=args.max_docs, min_df=args.min_df,
+                              meta={"source": str(args.input), "posts_read": len(texts)})
+    except ValueError as e:
+        print(f"{args.input}: {e}", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    corpus.save(args.out)
+    print(f"{args.out}: {corpus.docs.shape[0]} posts, {len(corpus.vocabulary)} terms", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -16,15 +16,16 @@ across wording and languages once the encoder is good. Measured on issue 8's sta
 categories no better than chance, and mixing them in lowers the n-gram figure, so the bootstrap
 ships with `encoder_weight` 0.
 
-Expansion from unlabelled text (when the model ships a `nlp.topic_corpus`): the prototypes above
-only know the examples' words. At load time the matcher scores the shipped unlabelled posts with
+Expansion from unlabelled text (a `nlp.topic_corpus` built from the deployment's own posts and named by
+`nlp.topic_corpus` in config, or one a deployer's model directory lists): the prototypes above
+only know the examples' words. At load time the matcher scores the corpus's unlabelled posts with
 the examples' prototypes (in the corpus's char 1-2-gram space) plus `SEED_KW_WEIGHT` per keyword
 hit, keeps the most confident half (largest margin between the best and second topic) as
 pseudo-labelled posts, adds the least topical quarter as a background class, and fits a
 multinomial naive Bayes model on them plus the examples (each weighted `EXAMPLE_WEIGHT`). A post's
 prototype evidence for a topic is then that model's posterior: it covers words the examples never
-used but the topic's posts do. Measured on issue 8's stand-in (models/default/README.md): macro-F1
-0.67 (example prototypes) -> 0.81. Per post it costs one sparse vectorisation and a
+used but the topic's posts do. Measured on issue 8's stand-in (models/default/README.md, corpus built
+from the unlabelled training reviews at evaluation time): macro-F1 0.67 (example prototypes) -> 0.80. Per post it costs one sparse vectorisation and a
 (terms x topics) product.
 """
 
@@ -50,7 +51,7 @@ from yuqing.records import TopicScore
 #: index); the list is always sorted best first.
 TOPIC_FLOOR = 0.2
 _KW_SCORE = (0.0, 0.7, 0.85, 0.95)  # by number of distinct keywords hit (capped at 3)
-#: pseudo-labelling of the shipped corpus: added to a post's prototype cosine per keyword hit
+#: pseudo-labelling of the corpus: added to a post's prototype cosine per keyword hit
 SEED_KW_WEIGHT = 0.05
 #: share of corpus posts kept as pseudo-labelled (most confident first), and as background
 SEED_KEEP = 0.5
@@ -257,11 +258,18 @@ class TopicMatcher:
 
 
 def matcher_for_model(path: Path, listed: set[str], topics: Sequence[TopicConfig] | None,
-                      embed: Callable[[list[str]], torch.Tensor], head: Any) -> TopicMatcher | None:
-    """The taxonomy's matcher for a loaded model directory: with the directory's topic corpus when
-    the manifest lists one (its checksums were verified by the loader), else prototypes only.
-    `head` is the manifest's topics head (threshold, slope, encoder_weight)."""
+                      embed: Callable[[list[str]], torch.Tensor], head: Any,
+                      corpus: TopicCorpus | None = None) -> TopicMatcher | None:
+    """The taxonomy's matcher for a loaded model directory. Unlabelled text for the expansion: the
+    deployment's `corpus` when given (built from its own posts, `yuqing topic-corpus`), else the
+    directory's own when its manifest lists one (checksums verified by the loader), else none
+    (prototypes only). `head` is the manifest's topics head (threshold, slope, encoder_weight).
+
+    Why the shipped default carries no corpus: the only unlabelled text at build time is the shared
+    training data, whose licences forbid redistributing it inside the repository, even as n-gram
+    presence rows; a deployment's own crawled posts are also the better match for its taxonomy."""
     if not topics:
         return None
-    corpus = TopicCorpus.load(path) if all(f in listed for f in CORPUS_FILES) else None
+    if corpus is None and all(f in listed for f in CORPUS_FILES):
+        corpus = TopicCorpus.load(path)
     return TopicMatcher(topics, embed, head.threshold, head.slope, head.encoder_weight, corpus=corpus)

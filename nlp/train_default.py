@@ -113,8 +113,6 @@ SENT_ITER = {"zh": 300, "en": 300, "ar": 2000}
 #: compared on the tuning split with the fitted stacker's 5-fold cross-validated figure
 INTERP_W = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 RUMOR_C = 2.0
-#: unlabelled Chinese training texts shipped as the topic corpus (nlp.topic_corpus; ~4.2 MB of safetensors)
-TOPIC_CORPUS_DOCS = 25000
 STACK_C = 1.0
 
 
@@ -376,10 +374,11 @@ def card(manifest: Any) -> str:
          "`nlp/rumor_features.py` (author, media, repost velocity, reply stance). Only what the classify contract passes "
          "is used: never final repost or comment counts. Being a logistic model fitted on held-out data, it is Platt-"
          "calibrated; reliability curves below."),
-         ("- Topics: keyword rules + example prototypes, expanded from unlabelled text shipped in the directory "
-         f"(`topic_corpus.*`: {TOPIC_CORPUS_DOCS} unlabelled Chinese training reviews, labels unused, as char 1-2-gram "
-         "presences): at load the taxonomy's keywords and examples pseudo-label the corpus and a naive Bayes model is "
-         "fitted on the confident half plus the examples (`nlp/topics.py`); encoder-similarity weight "
+         ("- Topics: keyword rules + example prototypes, expanded from a deployment's own unlabelled posts when config "
+         "names a topic corpus (`nlp.topic_corpus`, built by `yuqing topic-corpus`): at load the taxonomy's keywords and "
+         "examples pseudo-label the corpus and a naive Bayes model is fitted on the confident half plus the examples "
+         "(`nlp/topics.py`). The directory ships no corpus (the training data may not be redistributed); the stand-in "
+         "figure below builds one from the unlabelled training reviews at evaluation time. Encoder-similarity weight "
          f"{manifest.heads.topics.encoder_weight}."),
          f"- `rumor` means: {manifest.heads.rumor.meaning}", "",
          "## Dev figures (official dev splits, measured on the saved directory via `Classifier.load`)", "",
@@ -594,11 +593,6 @@ def build(data_root: Path, out: Path, encoder: Path | None, minutes: float, thre
             shutil.copy2(encoder / name, stage / name)
     for m in final.values():
         m.save(stage)
-    from nlp.topic_corpus import build_corpus
-
-    build_corpus(all_texts["zh"], max_docs=TOPIC_CORPUS_DOCS,
-                 meta={"source": "normalised Chinese training reviews (sentiment/zh/train.jsonl), labels unused",
-                       "seed": 0}).save(stage)
     from nlp.hybrid import BLEND
     from nlp.hybrid import FORMAT as BLEND_FORMAT
 

@@ -195,6 +195,12 @@ def cmd_export_labels(args: argparse.Namespace, rest: list[str]) -> int:
     return export_labels_main(rest)
 
 
+def cmd_topic_corpus(args: argparse.Namespace, rest: list[str]) -> int:
+    from nlp.topic_corpus import main
+
+    return main(rest)
+
+
 def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
     from nlp.train import main
 
@@ -202,7 +208,7 @@ def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
 
 
 PASSTHROUGH = {"crawl": cmd_crawl, "classify": cmd_classify, "alerts": cmd_alerts, "models": cmd_models, "train": cmd_train,
-               "export-labels": cmd_export_labels}
+               "export-labels": cmd_export_labels, "topic-corpus": cmd_topic_corpus}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -255,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("models", "`yuqing models export-onnx DIR | checksum DIR | verify DIR`"),
         ("train", "`yuqing train --config train.yaml`"),
         ("export-labels", "analysts' corrections as training JSONL: yuqing export-labels [--task ...] [--out FILE]"),
+        ("topic-corpus", "unlabelled posts for topic expansion: yuqing topic-corpus --input posts.jsonl --out DIR"),
     ):
         sub.add_parser(name, help=helptext, add_help=False)
     return parser

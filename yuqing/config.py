@@ -572,6 +572,9 @@ class NlpConfig(_Strict):
     threads: int | None = Field(default=None, ge=1)
     # tasks answered by another model than `model`: {sentiment: cardiff} or {sentiment: {model: ..., labels: ...}}
     overrides: dict[Literal["sentiment", "rumor"], NlpOverride] = Field(default_factory=dict)
+    # a directory written by `yuqing topic-corpus` from the deployment's own posts (relative to the
+    # config file): the topics learn the words their examples never used from it (nlp.topics)
+    topic_corpus: str | None = None
 
     @field_validator("overrides", mode="before")
     @classmethod
@@ -687,6 +690,11 @@ class Settings(BaseSettings):
     def model_path(self) -> Path:
         m = Path(self.nlp.model)
         return m if m.is_absolute() or "/" in self.nlp.model else self.path(self.models_dir) / m
+
+    @property
+    def topic_corpus_path(self) -> Path | None:
+        """`nlp.topic_corpus` resolved against the configuration file, or None."""
+        return self.path(self.nlp.topic_corpus) if self.nlp.topic_corpus else None
 
     @property
     def state_url(self) -> str:

@@ -146,6 +146,7 @@ def run_worker(settings: "Settings", stop: threading.Event | None = None, once: 
         threads=settings.nlp.threads,
         batch_size=settings.nlp.batch_size,
         overrides=specs_from_settings(settings),
+        topic_corpus=settings.topic_corpus_path,
     )
     inbox = Inbox(engine)
     me = worker_name()

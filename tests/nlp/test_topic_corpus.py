@@ -1,4 +1,4 @@
-"""The topic corpus (unlabelled text shipped in a model) and the topic expansion it enables."""
+"""The topic corpus (a deployment's unlabelled posts) and the topic expansion it enables."""
 
 from __future__ import annotations
 
@@ -100,3 +100,49 @@ def test_standin_keywords(tmp_path: Path) -> None:
     bad.write_text('{"keywords": {"a": "not a list"}}', encoding="utf-8")
     with pytest.raises(ValueError, match="kw.json"):
         standin_keywords(bad)
+
+
+def test_deployment_corpus_from_the_cli_changes_what_classify_answers(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """`yuqing topic-corpus` builds a corpus from the deployment's posts (bad lines reported by
+    number, the rest kept); `yuqing classify --topic-corpus DIR` then places posts in words the
+    examples never used. A missing corpus is a clear load error (exit 2)."""
+    import io
+
+    from nlp.contract import main as classify_main
+    from yuqing.cli import main as cli_main
+
+    posts = tmp_path / "posts.jsonl"
+    rows = [json.dumps({"id": i, "text": t}, ensure_ascii=False) for i, t in enumerate((FRUIT + PHONE) * 4 + OTHER * 2)]
+    posts.write_text("\n".join([rows[0], "{not json", json.dumps({"id": "x"}), *rows[1:]]) + "\n", encoding="utf-8")
+    out_dir = tmp_path / "corpus"
+    import contextlib
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert cli_main(["topic-corpus", "--input", str(posts), "--out", str(out_dir), "--min-df", "1"]) == 0
+    assert "posts.jsonl:2: not JSON" in err.getvalue() and "posts.jsonl:3: no 'text'" in err.getvalue()
+    assert TopicCorpus.load(out_dir).docs.shape[0] == len(rows)
+
+    topics = tmp_path / "topics.yaml"
+    topics.write_text("- name: fruit\n  examples: [苹果不错, 苹果好]\n- name: phone\n  examples: [屏幕不错, 屏幕好]\n",
+                      encoding="utf-8")
+
+    def classify(extra: list[str]) -> tuple[int, list[dict], str]:
+        o, e = io.StringIO(), io.StringIO()
+        line = json.dumps({"id": "p", "text": "香甜多汁"}, ensure_ascii=False) + "\n"
+        rc = classify_main(["--model", str(tiny_model_dir), "--topics", str(topics), *extra], io.StringIO(line), o, e)
+        return rc, [json.loads(x) for x in o.getvalue().splitlines()], e.getvalue()
+
+    rc, plain, _ = classify([])
+    assert rc == 0
+    rc, expanded, _ = classify(["--topic-corpus", str(out_dir)])
+    assert rc == 0
+    def score(answer: dict, topic: str) -> float:
+        return next((t["score"] for t in answer["topics"] if t["topic"] == topic), 0.0)
+
+    # the examples share no word with the post: without the corpus the two topics cannot be told apart
+    assert abs(score(plain[0], "fruit") - score(plain[0], "phone")) < 1e-6
+    assert expanded[0]["topics"][0]["topic"] == "fruit"
+    assert score(expanded[0], "fruit") - score(expanded[0], "phone") > 0.3
+    rc, _, e = classify(["--topic-corpus", str(tmp_path / "missing")])
+    assert rc == 2 and "missing" in e and "topic corpus" in e

@@ -81,6 +81,9 @@ def test_relative_paths_resolve_against_the_config_file(tmp_path: Path) -> None:
     s = load_settings(p)
     assert s.data_path == tmp_path / "d"
     assert s.model_path == tmp_path / "m" / "default"
+    assert s.topic_corpus_path is None
+    s = load_settings(_write(tmp_path, "nlp:\n  topic_corpus: corpora/posts\n"))
+    assert s.topic_corpus_path == tmp_path / "corpora" / "posts"
 
 
 def test_durations() -> None:
