@@ -62,3 +62,20 @@ def test_real_blended_answers(clf: Classifier) -> None:
     assert p["en-pos"].sentiment == "positive" and p["en-neg"].sentiment == "negative"
     assert all(0.0 <= c.rumor <= 1.0 and abs(sum(c.sentiment_scores.values()) - 1) < 1e-4 for c in p.values())
     assert p["rumor"].model == f"default@{read_manifest(DEFAULT).version}"
+
+
+def test_shipped_onnx_graph_serves_by_default_and_agrees_with_fp32(clf: Classifier) -> None:
+    """The directory ships its int8 `model.onnx`; with onnxruntime (a main dependency) the CPU
+    serves it, and its answers stay within quantisation error of the fp32 weights."""
+    assert clf.backend == "onnx"
+    fp32 = Classifier.load(DEFAULT, device="cpu", backend="torch")
+    assert fp32.backend == "torch"
+    texts = ["酒店环境很好，服务热情", "太差了，房间又脏又吵", "What a wonderful day with friends!",
+             "The worst service ever, waiting for hours", "الخدمة سيئة جدا ولا أحد يرد", "紧急扩散！医院出现不明病毒，转发救人！"]
+    items = [ClassifyInput(id=str(i), text=t) for i, t in enumerate(texts)]
+    a = [x.classification for x in clf.predict(items)]
+    b = [x.classification for x in fp32.predict(items)]
+    for x, y in zip(a, b, strict=True):
+        assert x.sentiment == y.sentiment
+        assert max(abs(x.sentiment_scores[k] - y.sentiment_scores[k]) for k in x.sentiment_scores) < 0.05
+        assert abs(x.rumor - y.rumor) < 0.05
