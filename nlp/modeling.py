@@ -111,7 +111,7 @@ class PackedInference:
     into one (tokens, hidden) matrix for every position-wise step (embeddings, projections, FFN,
     LayerNorm); only the attention itself is padded (it is a few per cent of the FLOPs), and Q, K,
     V are one fused matmul. Eval mode only: no dropout. The outputs equal the module's up to float
-    rounding (~1e-6), checked by tests/nlp/test_packed_inference.py.
+    rounding (~1e-6), checked by tests/nlp/test_fast_paths.py.
     """
 
     ROWS = 64
