@@ -29,6 +29,19 @@ from nlp.errors import ModelError
 FORMAT = "yuqing-ngram/1"
 
 
+def l2_rows(X: sp.csr_matrix, data: np.ndarray) -> sp.csr_matrix:
+    """`X` (CSR, duplicates summed) with its values replaced by `data` (aligned with `X.data`),
+    each row scaled to unit L2 norm (empty rows stay empty); float32, in place.
+
+    Why element-wise on the CSR arrays rather than `diags(1/norm) @ X`: the same product without
+    building a diagonal matrix per call (profiled: it cost more than the hashing itself)."""
+    rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+    norms = np.sqrt(np.bincount(rows, weights=data * data, minlength=X.shape[0])).astype(np.float32)
+    norms[norms == 0] = 1.0
+    X.data = (data * (np.float32(1.0) / norms)[rows]).astype(np.float32)
+    return X
+
+
 @dataclass
 class Block:
     """One analyser: `analyzer` is "char", "char_wb" or "word".
@@ -115,12 +128,7 @@ class Featurizer:
         for X, idf in zip(self.counts(texts), self.idf):
             X = X.astype(np.float32)
             X.sum_duplicates()
-            data = (np.float32(1.0) + np.log(X.data)) * idf[X.indices]
-            rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
-            norms = np.sqrt(np.bincount(rows, weights=data * data, minlength=X.shape[0])).astype(np.float32)
-            norms[norms == 0] = 1.0
-            X.data = data * (np.float32(1.0) / norms)[rows]
-            out.append(X)
+            out.append(l2_rows(X, (np.float32(1.0) + np.log(X.data)) * idf[X.indices]))
         return out
 
     def transform(self, texts: list[str]) -> sp.csr_matrix:

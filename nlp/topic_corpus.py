@@ -26,6 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from nlp.errors import ModelError
+from nlp.ngram import l2_rows
 
 FORMAT = "yuqing-topic-corpus/1"
 NAME = "topic_corpus"
@@ -57,13 +58,9 @@ class TopicCorpus:
     def weigh(self, presence: sp.csr_matrix) -> sp.csr_matrix:
         """Presence rows -> idf weights, L2-normalised per row. Element-wise on the CSR arrays (not
         `X @ diags(idf)`): building the diagonal matrix on every call costs more than the product."""
-        X = sp.csr_matrix(presence, dtype=np.float32)
+        X = sp.csr_matrix(presence, dtype=np.float32, copy=True)
         X.sum_duplicates()
-        data = self.idf[X.indices].astype(np.float32)
-        rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
-        norms = np.sqrt(np.bincount(rows, weights=data * data, minlength=X.shape[0])).astype(np.float32)
-        norms[norms == 0] = 1.0
-        return sp.csr_matrix((data / norms[rows], X.indices.copy(), X.indptr.copy()), shape=X.shape)
+        return l2_rows(X, self.idf[X.indices].astype(np.float32))
 
     def weighted_docs(self) -> sp.csr_matrix:
         return self.weigh(self.docs)
