@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import math
 import os
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,20 +70,6 @@ class Prediction:
     lang: str | None
     classification: Classification
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Started:
-    """A batch between `Classifier.start` and `Classifier.finish`: its inputs, what was computed
-    beside the encoder, and the encoder's pending forward."""
-
-    items: list[ClassifyInput]
-    texts: list[str]
-    feats: list[list[float]]
-    langs: list[str | None]
-    forward: Future[dict[str, torch.Tensor]] | None
-    blend_sentiment: Any
-    blend_rumor: Any
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -141,8 +125,6 @@ class Classifier:
             if o.task in self.overrides:
                 raise ModelError(f"two override models for {o.task!r}: {self.overrides[o.task].path} and {o.path}")
             self.overrides[o.task] = o
-        self._executor: ThreadPoolExecutor | None = None
-        self._executor_lock = threading.Lock()
         self.topic_matcher = matcher_for_model(loaded.path, set(self.manifest.files), topics, self._embed_texts,
                                                self.manifest.heads.topics, corpus=topic_corpus)
 
@@ -214,15 +196,6 @@ class Classifier:
                 emb[idx] = out.embedding.float().cpu()
         return {"sentiment": sent, "rumor": rumor, "embedding": emb}
 
-    def _pool(self) -> ThreadPoolExecutor:
-        """One thread that runs `_forward` beside the caller's n-gram work (`predict`); one per
-        classifier, so forwards from several callers queue instead of oversubscribing the cores."""
-        if self._executor is None:
-            with self._executor_lock:
-                if self._executor is None:
-                    self._executor = ThreadPoolExecutor(1, thread_name_prefix="yuqing-encoder")
-        return self._executor
-
     def _n_feat(self) -> int:
         return self.model.rumor_head[0].in_features - self.model.config.hidden_size
 
@@ -233,49 +206,21 @@ class Classifier:
 
     def predict(self, items: Sequence[ClassifyInput]) -> list[Prediction]:
         """Classify a batch; one Prediction per item, same order. Never raises on odd text."""
-        return self.finish(self.start(items))
-
-    def start(self, items: Sequence[ClassifyInput]) -> Started:
-        """The first half of `predict`: queue the batch's encoder forward on the classifier's
-        encoder thread (torch and ONNX Runtime release the GIL) and, meanwhile, detect languages
-        and compute the n-gram halves of the blend here, which need no encoder output. A caller
-        with a stream (`yuqing classify`) starts batch k+1 before it finishes batch k, so the
-        encoder thread never waits for this Python work and on a 2-core machine the two overlap.
-        Every `start` must be followed by `finish` (or the forward is left to run unread)."""
-        items = list(items)
         if not items:
-            return Started(items, [], [], [], None, None, None)
+            return []
         texts = [normalize(it.text) for it in items]
         ids = encode(self.tokenizer, texts, self.max_length)
         feats = [rumor_features(**it.context()) for it in items]
-        forward = self._pool().submit(self._forward, ids, feats)
-        try:
-            langs = [_lang_code(it.lang) or (None if not texts[i] else detect(clean(it.text)))
-                     for i, it in enumerate(items)]
-            blend_s = blend_r = None
-            if self.hybrid is not None:
-                if "sentiment" not in self.overrides:
-                    blend_s = self.hybrid.sentiment_ngrams(texts, langs)
-                if "rumor" not in self.overrides:
-                    blend_r = self.hybrid.rumor_ngrams(texts, [it.reposts for it in items])
-        except BaseException:
-            forward.result()  # never leave a failed batch's forward running behind the caller's back
-            raise
-        return Started(items, texts, feats, langs, forward, blend_s, blend_r)
-
-    def finish(self, started: Started) -> list[Prediction]:
-        """The second half of `predict`: wait for the batch's forward, blend, build the answers."""
-        items, texts, feats, langs = started.items, started.texts, started.feats, started.langs
-        if started.forward is None:
-            return []
-        out = started.forward.result()
+        out = self._forward(ids, feats)
         topics = self.topic_matcher.match(texts, out["embedding"], TOPIC_FLOOR) if self.topic_matcher else None
+        langs = [_lang_code(it.lang) or (None if not texts[i] else detect(clean(it.text))) for i, it in enumerate(items)]
         sent = out["sentiment"].double().numpy()
         rum = out["rumor"].double().numpy()
-        if started.blend_sentiment is not None:
-            sent = self.hybrid.blend_sentiment(sent, started.blend_sentiment)  # type: ignore[union-attr]
-        if started.blend_rumor is not None:
-            rum = self.hybrid.blend_rumor(rum, np.asarray(feats, dtype=np.float64), started.blend_rumor)  # type: ignore[union-attr]
+        if self.hybrid is not None:
+            if "sentiment" not in self.overrides:
+                sent = self.hybrid.sentiment(texts, langs, sent)
+            if "rumor" not in self.overrides:
+                rum = self.hybrid.rumor(texts, [it.reposts for it in items], rum, np.asarray(feats, dtype=np.float64))
         if self.overrides:
             sel = [i for i, t in enumerate(texts) if t]
             raw = [normalize(items[i].text, fold_text=False) for i in sel]

@@ -184,24 +184,11 @@ def main(argv: list[str] | None = None, stdin: IO[Any] | None = None, stdout: IO
 
     bar = tqdm(file=stderr, unit=" posts", delay=2.0, mininterval=1.0, desc="classify")
     pending: list[tuple[int, Any, dict[str, Any] | None]] = []
-    # One chunk in flight: chunk k+1 is started (its encoder forward queued, its languages and
-    # n-grams computed here) before chunk k is finished and written, so the encoder's thread is
-    # never idle while this one does Python work (`Classifier.start`).
-    inflight: list[Any] = []
 
-    def start(chunk: list[tuple[int, Any, dict[str, Any] | None]]) -> Any:
-        items = [it for _, it, err in chunk if err is None]
+    def flush() -> None:
+        items = [it for _, it, err in pending if err is None]
         try:
-            return clf.start(items)
-        except Exception:  # noqa: BLE001 - answered one by one in `emit`
-            return None
-
-    def emit(chunk: list[tuple[int, Any, dict[str, Any] | None]], started: Any) -> None:
-        items = [it for _, it, err in chunk if err is None]
-        try:
-            if started is None:
-                raise RuntimeError("the chunk could not be started")
-            results: list[Any] = list(clf.finish(started))
+            results: list[Any] = list(clf.predict(items))
         except Exception:  # noqa: BLE001 - one odd post must not lose its whole chunk: retry singly
             results = []
             for it in items:
@@ -210,7 +197,7 @@ def main(argv: list[str] | None = None, stdin: IO[Any] | None = None, stdout: IO
                 except Exception as e:  # noqa: BLE001
                     results.append(f"classification failed: {type(e).__name__}: {e}")
         preds = iter(results)
-        for n, it, err in chunk:
+        for n, it, err in pending:
             if err is not None:
                 out = err
             else:
@@ -224,15 +211,8 @@ def main(argv: list[str] | None = None, stdin: IO[Any] | None = None, stdout: IO
                        "topics": [t.model_dump() for t in c.topics], "rumor": c.rumor, "model": c.model}
             stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
         stdout.flush()
-        bar.update(len(chunk))
-
-    def flush() -> None:
-        chunk = list(pending)
+        bar.update(len(pending))
         pending.clear()
-        started = start(chunk)
-        if inflight:
-            emit(*inflight.pop())
-        inflight.append((chunk, started))
 
     try:
         for n, line, decode_error in _lines(stdin):
@@ -247,8 +227,6 @@ def main(argv: list[str] | None = None, stdin: IO[Any] | None = None, stdout: IO
                 flush()
         if pending:
             flush()
-        if inflight:
-            emit(*inflight.pop())
     finally:
         bar.close()
     return 0

@@ -160,22 +160,12 @@ class Hybrid:
 
     def sentiment(self, texts: Sequence[str], langs: Sequence[str | None], p_enc: np.ndarray) -> np.ndarray:
         """Blended (n, 3) probabilities; rows whose language has no n-gram model keep the encoder's."""
-        return self.blend_sentiment(p_enc, self.sentiment_ngrams(texts, langs))
-
-    def sentiment_ngrams(self, texts: Sequence[str], langs: Sequence[str | None]) -> list[tuple[str, list[int], np.ndarray]]:
-        """(language, row indices, n-gram logits) per language with a model. Needs no encoder
-        output, so the classifier computes it while the encoder runs (`blend_sentiment` joins)."""
-        out = []
+        out = np.array(p_enc, dtype=np.float64, copy=True)
         for lang, model in self.sent_models.items():
             idx = [i for i, lg in enumerate(langs) if lg == lang and texts[i]]
-            if idx:
-                out.append((lang, idx, model.decision([texts[i] for i in idx])))
-        return out
-
-    def blend_sentiment(self, p_enc: np.ndarray, pre: list[tuple[str, list[int], np.ndarray]]) -> np.ndarray:
-        """The stackers over the encoder's probabilities and `sentiment_ngrams`' logits."""
-        out = np.array(p_enc, dtype=np.float64, copy=True)
-        for lang, idx, z in pre:
+            if not idx:
+                continue
+            z = model.decision([texts[i] for i in idx])
             two = lang in self.two_class
             X = sentiment_inputs(out[idx], z, two)
             s = self.sent_stack[lang](X)
@@ -188,11 +178,6 @@ class Hybrid:
         return out
 
     def rumor(self, texts: Sequence[str], reposts: Sequence[Any], enc_p: np.ndarray, feats: np.ndarray) -> np.ndarray:
-        return self.blend_rumor(enc_p, feats, self.rumor_ngrams(texts, reposts))
-
-    def rumor_ngrams(self, texts: Sequence[str], reposts: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(text logits, repost-text logits, has-reposts indicator): the encoder-free half of
-        `rumor`, like `sentiment_ngrams`."""
         z_text = self.rumor_text.decision(list(texts))
         rep = [repost_text(r) for r in reposts]
         has = np.array([1.0 if t else 0.0 for t in rep])
@@ -200,11 +185,6 @@ class Hybrid:
         sel = [i for i, t in enumerate(rep) if t]
         if sel:
             z_rep[sel] = self.rumor_reposts.decision([rep[i] for i in sel])
-        return z_text, z_rep, has
-
-    def blend_rumor(self, enc_p: np.ndarray, feats: np.ndarray, pre: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
-        """The rumour stacker over the encoder's probability, `rumor_ngrams` and the context."""
-        z_text, z_rep, has = pre
         X = rumor_inputs(np.asarray(enc_p, dtype=np.float64), z_text, z_rep, has, np.asarray(feats, dtype=np.float64))
         return _sigmoid(self.rumor_stack(X)[:, 0])
 

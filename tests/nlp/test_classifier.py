@@ -130,38 +130,3 @@ def test_topic_matcher_mixes_encoder_similarity_when_weighted() -> None:
     text, emb = ["alpha"], torch.tensor([[0.0, 1.0]])  # says "alpha", embeds like "beta"
     assert lexical_only.scores(text, emb)[0][0] > lexical_only.scores(text, emb)[0][1]
     assert mixed.scores(text, emb)[0][1] > mixed.scores(text, emb)[0][0]
-
-
-def _answers(preds: list) -> list:  # type: ignore[type-arg]
-    return [(p.id, p.lang, p.classification.model_dump()) for p in preds]
-
-
-def test_callers_on_several_threads_get_the_answers_of_one_caller(clf: Classifier) -> None:
-    """The encoder runs in the classifier's own thread beside each caller's n-gram and language
-    work (`Classifier.predict`); concurrent callers share that thread and still get exactly the
-    answers a single caller gets, each in its own order."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    items = [ClassifyInput(id=f"{k}{i}", text=f"{t} {i}") for i in range(6) for k, t in POSTS.items()]
-    batches = [items[i::4] for i in range(4)]
-    alone = [_answers(clf.predict(b)) for b in batches]
-    with ThreadPoolExecutor(4) as ex:
-        together = list(ex.map(lambda b: _answers(clf.predict(b)), batches * 3))
-    assert together == alone * 3
-
-
-def test_an_error_beside_the_encoder_leaves_the_classifier_usable(clf: Classifier, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Language detection failing while the encoder runs: the error reaches the caller after the
-    forward has finished, and the next call answers normally."""
-    import nlp.classifier as mod
-
-    want = _answers(clf.predict([ClassifyInput(id="x", text=POSTS["en"])]))
-
-    def broken(text: str) -> str:
-        raise RuntimeError("detector down")
-
-    monkeypatch.setattr(mod, "detect", broken)
-    with pytest.raises(RuntimeError, match="detector down"):
-        clf.predict([ClassifyInput(id="x", text=POSTS["en"])])
-    monkeypatch.undo()
-    assert _answers(clf.predict([ClassifyInput(id="x", text=POSTS["en"])])) == want
