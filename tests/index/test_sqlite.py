@@ -259,3 +259,33 @@ def test_pooled_bulk_over_many_chunks_replaces_and_dedupes_like_one_process(tmp_
     _fts_check(pooled)
     plain.close()
     pooled.close()
+
+
+def test_fts_settings_are_stored_and_postings_flushed_mid_transaction_are_all_found(tmp_path: Path) -> None:
+    """`automerge` and `hashsize` are set on the new FTS table (persistent); and a bulk whose
+    postings overflow the hash many times within one transaction (forced here with a 4 KiB
+    hash, so segments are flushed mid-transaction) finds exactly what a store that flushes
+    once finds, for every word of every post, and for phrases."""
+    big = SqliteStore(tmp_path / "big.db")
+    big.ensure_schema()
+    SqliteStore(tmp_path / "small.db").ensure_schema()
+    with sqlite3.connect(tmp_path / "big.db") as c:
+        assert dict(c.execute("SELECT k, v FROM fts_config WHERE k IN ('automerge', 'hashsize')")) == {
+            "automerge": 16, "hashsize": 16 * 1024 * 1024}
+    with sqlite3.connect(tmp_path / "small.db") as c:
+        c.execute("INSERT INTO fts (fts, rank) VALUES ('hashsize', 4096)")
+    small = SqliteStore(tmp_path / "small.db")
+    big.bulk_index(POSTS)
+    small.bulk_index(POSTS)
+    with sqlite3.connect(tmp_path / "small.db") as c:
+        segments = c.execute("SELECT count(*) FROM fts_idx").fetchone()[0]
+    with sqlite3.connect(tmp_path / "big.db") as c:
+        assert c.execute("SELECT count(*) FROM fts_idx").fetchone()[0] < segments  # the flushes happened
+    words = sorted({w for p in POSTS for w in p.text.split() if w.isalpha()})[:200]
+    phrases = [" ".join(p.text.split()[:2]) for p in POSTS[:20]]
+    for q in words + [f'"{ph}"' for ph in phrases if ph.strip()]:
+        query = Query(text=q, size=1000)
+        assert [h.post.id for h in big.search(query).hits] == [h.post.id for h in small.search(query).hits], q
+    assert big.count(Query(text=words[0])) > 0
+    big.close()
+    small.close()
