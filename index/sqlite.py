@@ -125,8 +125,9 @@ CREATE TABLE IF NOT EXISTS docs (rid INTEGER PRIMARY KEY, post TEXT NOT NULL, te
 _FTS_AUTOMERGE = 16
 # FTS5 buffers a transaction's new postings in a hash table and writes it out as a level-0
 # segment each time it passes `hashsize` bytes (default 1 MiB), so a 50,000-post bulk made ~100
-# small segments for automerge to merge again. 16 MiB: 18 % less writer CPU a post, 11 % smaller
-# file, +10-14 % bulk rate at 200k posts (docs/decisions.md, "FTS5 hashsize"); 64 MiB was slower.
+# small segments for automerge to merge again. 16 MiB: at 200k posts 18 % less writer CPU a post,
+# 11 % smaller file, +10-14 % bulk rate; at 1M +6 % writer, +1 % wall (docs/decisions.md, "FTS5
+# hashsize"); 64 MiB was slower.
 _FTS_HASHSIZE = 16 * 1024 * 1024
 _FTS_TOKENIZE = "unicode61 remove_diacritics 0 categories 'L* N* Co M*' tokenchars '_.:''\u2019\u00b7,;'"
 
