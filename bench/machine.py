@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import platform
 
-
 #: Vector extensions that change the speed of our kernels: int8 matmuls (ONNX Runtime) run
 #: several times faster with VNNI, fp32 ones with AVX-512. Virtual machines often name the CPU
 #: only "AMD EPYC", so family/model and these flags tell two machines apart.
