@@ -124,7 +124,7 @@ CREATE TABLE IF NOT EXISTS docs (rid INTEGER PRIMARY KEY, post TEXT NOT NULL, te
 # set when the table is created; an older file keeps its own.
 _FTS_AUTOMERGE = 16
 # FTS5 buffers a transaction's new postings in a hash table and writes it out as a level-0
-# segment each time it passes `hashsize` bytes (default 1 MiB), so a 50,000-post bulk made ~100
+# segment each time it passes `hashsize` bytes (default 1 MiB), so a 50,000-post bulk made many
 # small segments for automerge to merge again. 16 MiB: at 200k posts 18 % less writer CPU a post,
 # 11 % smaller file, +10-14 % bulk rate; at 1M +6 % writer, +1 % wall (docs/decisions.md, "FTS5
 # hashsize"); 64 MiB was slower.
