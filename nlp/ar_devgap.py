@@ -3,8 +3,8 @@ reference on the dev rows, with a paired bootstrap of the difference.
 
 Why it exists: the card's one row below the reference (ArSarcasm F1-PN, 1,226 dev rows) needs
 its sampling error beside it; `nlp.ar_cv` chose the model without reading dev, this script only
-says how far apart the two are on dev and how sure that is. The reference is refitted exactly as
-the card's (`char 1-4` TF-IDF + LR on the `carve_tune` fit + tuning rows); the shipped side is
+says how far apart the two are on dev and how sure that is. The reference is `train_default.reference_model`,
+refitted as for the card (on the `carve_tune` fit + tuning rows); the shipped side is
 the Arabic n-gram that `models/default` serves for Arabic (blend weight w_enc = 0).
 
 Run: `python -m nlp.ar_devgap [--model models/default] [--data ../shared/data]`
@@ -19,14 +19,11 @@ import numpy as np
 
 from nlp.data import load_shared
 from nlp.ngram import NgramModel
-from nlp.train_default import SENT_LABELS, _norm, carve_tune
+from nlp.train_default import SENT_LABELS, _norm, carve_tune, reference_model
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import f1_score
-    from sklearn.pipeline import make_pipeline
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", type=Path, default=Path("models/default"))
@@ -36,10 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     data = load_shared(a.data)
     fit, tune = carve_tune(data, 21)
     rows = fit.train["ar"] + tune["ar"]
-    ref = make_pipeline(
-        TfidfVectorizer(analyzer="char", ngram_range=(1, 4), sublinear_tf=True, min_df=2, lowercase=False),
-        LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000),
-    ).fit(_norm(fit.train["ar"]) + _norm(tune["ar"]), [e.label for e in rows])
+    ref = reference_model().fit(_norm(fit.train["ar"]) + _norm(tune["ar"]), [e.label for e in rows])
     shipped = NgramModel.load(a.model, "ngram_sentiment_ar")
     rng = np.random.default_rng(0)
     for key, labels, name in (("ar", None, "macro-F1"), ("ar_sarcasm", [0, 2], "F1-PN")):

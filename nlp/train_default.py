@@ -280,14 +280,20 @@ def _fit_stackers(tune: dict[str, list[Example]], tune_texts: dict[str, list[str
 
 
 # -- the issue's n-gram reference ---------------------------------------------------------------
-def reference(rows_by_key: dict[str, list[Example]], train_texts: dict[str, list[str]], dev: dict[str, list[Example]],
-              log) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    """Plain char 1-4-gram TF-IDF + logistic regression per source, trained on all training rows
-    (the same rows the default model uses) and measured on the same dev splits."""
+def reference_model():  # type: ignore[no-untyped-def]
+    """The issue's n-gram reference, unfitted: char 1-4-gram TF-IDF + logistic regression."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
+    return make_pipeline(TfidfVectorizer(analyzer="char", ngram_range=(1, 4), sublinear_tf=True, min_df=2, lowercase=False),
+                         LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000))
+
+
+def reference(rows_by_key: dict[str, list[Example]], train_texts: dict[str, list[str]], dev: dict[str, list[Example]],
+              log) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """Plain char 1-4-gram TF-IDF + logistic regression per source, trained on all training rows
+    (the same rows the default model uses) and measured on the same dev splits."""
     from nlp.metrics import binary_report, classification_report
 
     out: dict[str, Any] = {"method": "TfidfVectorizer(analyzer='char', ngram_range=(1, 4), sublinear_tf=True, min_df=2) "
@@ -295,10 +301,7 @@ def reference(rows_by_key: dict[str, list[Example]], train_texts: dict[str, list
                                      "training texts (tuning split included); text only",
                            "sentiment": {}, "rumor": None}
 
-    def model():  # type: ignore[no-untyped-def]
-        return make_pipeline(TfidfVectorizer(analyzer="char", ngram_range=(1, 4), sublinear_tf=True, min_df=2, lowercase=False),
-                             LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000))
-
+    model = reference_model
     for key in ("zh", "en", "ar"):
         t = time.time()
         assert len(train_texts[key]) == len(rows_by_key[key])
