@@ -8,8 +8,16 @@
 Why it is shaped like this: the worker drains the inbox in batches, so the unit of work is a list;
 one forward pass per post yields sentiment, rumour and the embedding the topic matcher needs.
 Rows are sorted by token length into batches (padding is wasted time) and put back in order.
-Every input gets an answer: empty or binary text gets the defined "no content" answer (neutral,
-no topics, rumour from the context alone), over-long text is cut head+tail.
+
+Streams (ONNX Runtime on a CPU): with `threads` N the classifier runs N streams, each one thread
+running the session with one intra-op thread, instead of one stream with N intra-op threads. Why:
+beside the encoder, each post costs ~0.75 ms of single-threaded Python (language detection, n-gram
+blend, tokenising); with N intra-op threads the other cores idle through it, with N streams one
+stream's Python runs while another's encoder does (ONNX Runtime releases the GIL). `predict` deals a
+large batch into N interleaved parts classified at once (the worker's claimed batches);
+`predict_batches` gives each stream whole batches of a long input (`yuqing classify`), so no stream
+waits for another. Measured on the 2-core machine: docs/decisions.md. The torch backend keeps N
+intra-op threads (torch's thread count is process-wide, and training shares it).
 
 `overrides` (`nlp.single_task`): a deployer's standard sequence-classification model answers one
 task (sentiment or rumour) instead of our head; the other answers still come from the main model.
@@ -21,10 +29,12 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -41,6 +51,8 @@ from nlp.topic_corpus import TopicCorpus
 from nlp.topics import TOPIC_FLOOR, matcher_for_model
 from yuqing.config import TopicConfig
 from yuqing.records import SENTIMENTS, Classification
+
+K = TypeVar("K")
 
 
 @dataclass
@@ -93,7 +105,7 @@ class Classifier:
 
     def __init__(self, loaded: LoadedModel, topics: Sequence[TopicConfig] | None, device: torch.device,
                  batch_size: int = 32, backend: str = "auto", overrides: Sequence[SingleTask] = (),
-                 topic_corpus: TopicCorpus | None = None) -> None:
+                 topic_corpus: TopicCorpus | None = None, threads: int | None = None) -> None:
         self.loaded = loaded
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
@@ -105,8 +117,12 @@ class Classifier:
         self.autocast_dtype = None
         if device.type == "cuda":
             self.autocast_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        self.ort = _onnx_session(loaded, device, backend)
+        cores = int(threads or torch.get_num_threads())
+        self.ort = _onnx_session(loaded, device, backend, intra_op_threads=1)
         self.backend = "onnx" if self.ort is not None else "torch"
+        #: batches classified at once (see the module's docstring); 1 = one after another
+        self.streams = max(1, cores) if self.ort is not None else 1
+        self._pool: ThreadPoolExecutor | None = None
         # CPU fp32: the packed path (same function, no padded positions in the position-wise layers)
         self.packed = None
         if self.ort is None and device.type == "cpu" and type(self.model) is YuqingMultiTask:
@@ -135,8 +151,9 @@ class Classifier:
              overrides: Sequence[OverrideSpec] = (), topic_corpus: Path | str | None = None) -> Classifier:
         """Verify and load `model_dir` (offline). Raises ModelError naming the file at fault.
 
-        `threads` sets torch's (and ONNX Runtime's) intra-op threads (None: torch's default, all
-        cores); a worker sharing the machine with crawlers and the API should pass fewer.
+        `threads`: the cores to use (None: torch's default, all cores); a worker sharing the machine
+        with crawlers and the API should pass fewer. ONNX Runtime uses them as that many streams of
+        one thread each, torch as its intra-op threads (module docstring).
         `backend`: "auto" uses the directory's int8 `model.onnx` on CPU when onnxruntime is
         installed, else torch; "torch" or "onnx" force one.
         `overrides`: standard sequence-classification directories answering one task each
@@ -150,7 +167,7 @@ class Classifier:
         loaded = load(model_dir, dev)
         singles = [load_single_task(o, dev, batch_size) for o in overrides]
         corpus = TopicCorpus.load(Path(topic_corpus)) if topic_corpus is not None and topics else None
-        return cls(loaded, topics, dev, batch_size, backend, singles, corpus)
+        return cls(loaded, topics, dev, batch_size, backend, singles, corpus, threads)
 
     @property
     def model_id(self) -> str:
@@ -205,7 +222,65 @@ class Classifier:
         return self._forward(ids, None)["embedding"]
 
     def predict(self, items: Sequence[ClassifyInput]) -> list[Prediction]:
-        """Classify a batch; one Prediction per item, same order. Never raises on odd text."""
+        """Classify a batch; one Prediction per item, same order. Never raises on odd text.
+
+        With several streams, a batch of at least one encoder batch per stream is dealt into
+        interleaved parts (every stream gets the same mix of lengths and languages) classified at
+        once; the answers are those of classifying each part alone. Larger batches waste less on
+        padding: each part is sorted by length before it is cut into encoder batches."""
+        n, k = len(items), self.streams
+        if k < 2 or n < k * self.batch_size:
+            return self._predict(items)
+        parts = [range(j, n, k) for j in range(k)]
+        futures = [self._executor().submit(self._predict, [items[i] for i in part]) for part in parts]
+        out: list[Prediction | None] = [None] * n
+        for part, fut in zip(parts, futures):
+            for i, p in zip(part, fut.result()):
+                out[i] = p
+        return out  # type: ignore[return-value]
+
+    def predict_batches(self, batches: Iterable[tuple[K, Sequence[ClassifyInput]]]
+                        ) -> Iterator[tuple[K, list[Prediction | str]]]:
+        """Classify a stream of `(key, items)` batches; yields `(key, answers)` in input order.
+
+        For a caller with many batches (`yuqing classify`): each stream takes whole batches, so no
+        stream waits for another and the caller reads the next batch meanwhile (at most one
+        batch per stream, plus one, in flight). An answer is a Prediction, or a string saying why
+        that item failed: a batch that raises is retried item by item, so one odd post does not
+        lose the others."""
+        if self.streams < 2:
+            for key, items in batches:
+                yield key, self._answer_each(items)
+            return
+        inflight: deque[tuple[K, Future[list[Prediction | str]]]] = deque()
+        for key, items in batches:
+            inflight.append((key, self._executor().submit(self._answer_each, list(items))))
+            if len(inflight) > self.streams:
+                k, fut = inflight.popleft()
+                yield k, fut.result()
+        while inflight:
+            k, fut = inflight.popleft()
+            yield k, fut.result()
+
+    def _answer_each(self, items: Sequence[ClassifyInput]) -> list[Prediction | str]:
+        try:
+            return list(self._predict(items))
+        except Exception:  # noqa: BLE001 - retry singly: only the item at fault gets an error
+            out: list[Prediction | str] = []
+            for it in items:
+                try:
+                    out.append(self._predict([it])[0])
+                except Exception as e:  # noqa: BLE001
+                    out.append(f"classification failed: {type(e).__name__}: {e}")
+            return out
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.streams, thread_name_prefix="yuqing-classify")
+        return self._pool
+
+    def _predict(self, items: Sequence[ClassifyInput]) -> list[Prediction]:
+        """`predict` on one stream."""
         if not items:
             return []
         texts = [normalize(it.text) for it in items]
@@ -268,8 +343,10 @@ class Classifier:
         return self.topic_matcher.scores(norm, emb)
 
 
-def _onnx_session(loaded: LoadedModel, device: torch.device, backend: str):  # type: ignore[no-untyped-def]
-    """An ONNX Runtime session for the directory's verified `model.onnx`, or None for torch."""
+def _onnx_session(loaded: LoadedModel, device: torch.device, backend: str,  # type: ignore[no-untyped-def]
+                  intra_op_threads: int = 1):
+    """An ONNX Runtime session for the directory's verified `model.onnx`, or None for torch.
+    Concurrent `run` calls on one session are safe; each uses `intra_op_threads` threads."""
     if backend not in ("auto", "torch", "onnx"):
         raise ModelError(f"unknown backend {backend!r} (expected auto, torch or onnx)")
     listed = "model.onnx" in loaded.manifest.files
@@ -285,7 +362,7 @@ def _onnx_session(loaded: LoadedModel, device: torch.device, backend: str):  # t
             raise ModelError("backend 'onnx' requested but onnxruntime is not installed") from None
         return None
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = torch.get_num_threads()
+    opts.intra_op_num_threads = intra_op_threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
     try:

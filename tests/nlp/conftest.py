@@ -126,3 +126,13 @@ def model_copy(tiny_model_dir: Path, tmp_path: Path) -> Path:
     dst = tmp_path / "tiny"
     shutil.copytree(tiny_model_dir, dst)
     return dst
+
+
+@pytest.fixture
+def torch_threads():  # type: ignore[no-untyped-def]
+    """`Classifier.load(threads=N)` sets torch's process-wide thread count: put it back."""
+    import torch
+
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)

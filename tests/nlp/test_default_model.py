@@ -79,3 +79,31 @@ def test_shipped_onnx_graph_serves_by_default_and_agrees_with_fp32(clf: Classifi
         assert x.sentiment == y.sentiment
         assert max(abs(x.sentiment_scores[k] - y.sentiment_scores[k]) for k in x.sentiment_scores) < 0.05
         assert abs(x.rumor - y.rumor) < 0.05
+
+
+def test_streams_deal_a_large_batch_in_parts_and_answer_in_input_order(torch_threads: None) -> None:
+    """With 2 threads the ONNX classifier runs 2 streams of one thread each: a batch of at least
+    one encoder batch per stream is dealt into interleaved parts classified at once. Every answer
+    is the one its part gets alone, in input order; a smaller batch runs on one stream."""
+    clf = Classifier.load(DEFAULT, device="cpu", threads=2, batch_size=4)
+    assert clf.backend == "onnx" and clf.streams == 2
+    base = ["酒店环境很好，服务热情", "太差了，房间又脏又吵，再也不会来了", "What a wonderful day with friends!",
+            "The worst service ever, waiting for hours", "الخدمة سيئة جدا ولا أحد يرد", "紧急扩散！医院出现不明病毒，转发救人！",
+            "", "ok", "أحب هذا المكان كثيرا"]
+    items = [ClassifyInput(id=f"p{i}", text=base[i % len(base)] + " " * (i % 3), time=1400000000 + i)
+             for i in range(22)]
+    small = clf.predict(items[:7])  # under 2 x 4 items: one stream, the pool is never started
+    assert clf._pool is None and [p.id for p in small] == [f"p{i}" for i in range(7)]
+    got = clf.predict(items)
+    assert clf._pool is not None
+    assert [p.id for p in got] == [it.id for it in items]
+    alone = {p.id: p for part in (items[0::2], items[1::2]) for p in clf._predict(part)}
+    for p in got:
+        assert p.classification == alone[p.id].classification and p.lang == alone[p.id].lang
+    for a, b in zip(got, clf._predict(items), strict=True):  # one stream: int8 scales differ per batch
+        assert a.classification.sentiment == b.classification.sentiment
+        assert abs(a.classification.rumor - b.classification.rumor) < 0.05
+
+
+def test_torch_backend_keeps_one_stream(torch_threads: None) -> None:
+    assert Classifier.load(DEFAULT, device="cpu", backend="torch", threads=2).streams == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -44,3 +46,50 @@ def test_tampered_onnx_is_rejected(model_copy: Path) -> None:
 def test_onnx_backend_without_export_is_a_clear_error(tiny_model_dir: Path) -> None:
     with pytest.raises(ModelError, match="no ONNX export"):
         Classifier.load(tiny_model_dir, backend="onnx")
+
+
+def test_contract_on_two_streams_answers_like_one_stream_in_order(model_copy: Path, torch_threads: None) -> None:
+    """`yuqing classify --threads 2` over an ONNX model: whole chunks go to two streams at once and
+    the output is byte-for-byte that of one stream (same chunks, same encoder batches), one line per
+    input line in input order, bad lines answered in place."""
+    import io
+
+    from nlp import contract
+
+    export_onnx(model_copy)
+    words = ["停水三天了", "great job today", "الخدمة سيئة", "公交又晚点", "谣言吧 不实", "love it"]
+    lines = []
+    for i in range(2 * contract.CHUNK + 37):
+        lines.append("{broken" if i % 401 == 5 else json.dumps({"id": i, "text": f"{words[i % 6]} {i}"}, ensure_ascii=False))
+    data = "".join(x + "\n" for x in lines)
+    outs = {}
+    for n in (1, 2):
+        out, err = io.StringIO(), io.StringIO()
+        assert contract.main(["--model", str(model_copy), "--topics", os.devnull, "--threads", str(n),
+                              "--batch-size", "8"], io.StringIO(data), out, err) == 0, err.getvalue()
+        outs[n] = out.getvalue()
+    assert outs[1] == outs[2]
+    got = [json.loads(x) for x in outs[2].splitlines()]
+    assert [o.get("id", o.get("line")) for o in got] == [i + 1 if i % 401 == 5 else str(i) for i in range(len(lines))]
+
+
+def test_a_batch_that_fails_is_retried_item_by_item(model_copy: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    torch_threads: None) -> None:
+    """Fault injection: when classifying a batch raises, each item is classified alone and only the
+    one at fault answers an error (the rest of its batch is not lost)."""
+    export_onnx(model_copy)
+    clf = Classifier.load(model_copy, threads=2, batch_size=2)
+    real = Classifier._predict
+
+    def failing(self: Classifier, items):  # type: ignore[no-untyped-def]
+        if any(it.id == "boom" for it in items):
+            raise RuntimeError("injected")
+        return real(self, items)
+
+    monkeypatch.setattr(Classifier, "_predict", failing)
+    batches = [("a", [ClassifyInput(id=f"a{i}", text="停水了") for i in range(3)]),
+               ("b", [ClassifyInput(id="b0", text="ok"), ClassifyInput(id="boom", text="x"), ClassifyInput(id="b2", text="好")])]
+    got = dict(clf.predict_batches(batches))
+    assert [p.id for p in got["a"]] == ["a0", "a1", "a2"]
+    assert got["b"][0].id == "b0" and got["b"][2].id == "b2"
+    assert got["b"][1] == "classification failed: RuntimeError: injected"
