@@ -364,6 +364,9 @@ def _onnx_session(loaded: LoadedModel, device: torch.device, backend: str,  # ty
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = intra_op_threads
     opts.inter_op_num_threads = 1
+    # memory patterns are planned per input shape and every batch has its own sequence length: off,
+    # the peak resident memory of `yuqing classify` fell ~50 MiB at the same speed (decisions.md)
+    opts.enable_mem_pattern = False
     opts.log_severity_level = 3
     try:
         return ort.InferenceSession(str(loaded.path / "model.onnx"), opts, providers=["CPUExecutionProvider"])
