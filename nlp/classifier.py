@@ -8,6 +8,8 @@
 Why it is shaped like this: the worker drains the inbox in batches, so the unit of work is a list;
 one forward pass per post yields sentiment, rumour and the embedding the topic matcher needs.
 Rows are sorted by token length into batches (padding is wasted time) and put back in order.
+Every input gets an answer: empty or binary text gets the defined "no content" answer (neutral,
+no topics, rumour from the context alone), over-long text is cut head+tail.
 
 Streams (ONNX Runtime on a CPU): with `threads` N the classifier runs N streams, each one thread
 running the session with one intra-op thread, instead of one stream with N intra-op threads. Why:
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -122,7 +125,8 @@ class Classifier:
         self.backend = "onnx" if self.ort is not None else "torch"
         #: batches classified at once (see the module's docstring); 1 = one after another
         self.streams = max(1, cores) if self.ort is not None else 1
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: ThreadPoolExecutor | None = None  # started on first use
+        self._pool_lock = threading.Lock()
         # CPU fp32: the packed path (same function, no padded positions in the position-wise layers)
         self.packed = None
         if self.ort is None and device.type == "cpu" and type(self.model) is YuqingMultiTask:
@@ -255,7 +259,8 @@ class Classifier:
         inflight: deque[tuple[K, Future[list[Prediction | str]]]] = deque()
         for key, items in batches:
             inflight.append((key, self._executor().submit(self._answer_each, list(items))))
-            if len(inflight) > self.streams:
+            # a finished batch is answered at once (a slow trickle of input is not held back)
+            while inflight and (len(inflight) > self.streams or inflight[0][1].done()):
                 k, fut = inflight.popleft()
                 yield k, fut.result()
         while inflight:
@@ -275,9 +280,10 @@ class Classifier:
             return out
 
     def _executor(self) -> ThreadPoolExecutor:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=self.streams, thread_name_prefix="yuqing-classify")
-        return self._pool
+        with self._pool_lock:  # API threads may classify at once: one pool per classifier
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self.streams, thread_name_prefix="yuqing-classify")
+            return self._pool
 
     def _predict(self, items: Sequence[ClassifyInput]) -> list[Prediction]:
         """`predict` on one stream."""
