@@ -569,6 +569,8 @@ class NlpConfig(_Strict):
     model: str = "default"
     batch_size: int = Field(default=32, ge=1, le=4096)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # cores the classifier uses (None: all); with ONNX Runtime on a CPU, that many single-threaded
+    # streams (nlp.classifier)
     threads: int | None = Field(default=None, ge=1)
     # tasks answered by another model than `model`: {sentiment: cardiff} or {sentiment: {model: ..., labels: ...}}
     overrides: dict[Literal["sentiment", "rumor"], NlpOverride] = Field(default_factory=dict)
