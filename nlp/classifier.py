@@ -22,9 +22,11 @@ waits for another. Measured on the 2-core machine: docs/decisions.md. The torch 
 intra-op threads (torch's thread count is process-wide, and training shares it).
 
 `overrides` (`nlp.single_task`): a deployer's standard sequence-classification model answers one
-task (sentiment or rumour) instead of our head; the other answers still come from the main model.
-The n-gram blend of that task is then skipped (its stacker was fitted on our encoder's outputs),
-and `model_id` names both, so every answer says which bytes produced it.
+task (sentiment, rumour or topics) instead of our head; the other answers still come from the main
+model. The n-gram blend of that task is then skipped (its stacker was fitted on our encoder's
+outputs), and `model_id` names both, so every answer says which bytes produced it. A topics model
+replaces the keyword + prototype matcher: its labels are the configured taxonomy's names, and the
+topics it lists are those scoring at least the matcher's floor (`nlp.topics.TOPIC_FLOOR`).
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ from nlp.single_task import OverrideSpec, SingleTask, load_single_task
 from nlp.topic_corpus import TopicCorpus
 from nlp.topics import TOPIC_FLOOR, matcher_for_model
 from yuqing.config import TopicConfig
-from yuqing.records import SENTIMENTS, Classification
+from yuqing.records import SENTIMENTS, Classification, TopicScore
 
 K = TypeVar("K")
 
@@ -145,8 +147,15 @@ class Classifier:
             if o.task in self.overrides:
                 raise ModelError(f"two override models for {o.task!r}: {self.overrides[o.task].path} and {o.path}")
             self.overrides[o.task] = o
-        self.topic_matcher = matcher_for_model(loaded.path, set(self.manifest.files), topics, self._embed_texts,
-                                               self.manifest.heads.topics, corpus=topic_corpus)
+        self.topic_matcher = None
+        if "topics" in self.overrides:
+            names = tuple(t.name for t in topics or ())
+            if self.overrides["topics"].labels != names:
+                raise ModelError(f"{self.overrides['topics'].path}: its topics {list(self.overrides['topics'].labels)} "
+                                 f"are not the configured taxonomy {list(names)}")
+        else:
+            self.topic_matcher = matcher_for_model(loaded.path, set(self.manifest.files), topics, self._embed_texts,
+                                                   self.manifest.heads.topics, corpus=topic_corpus)
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
@@ -169,7 +178,8 @@ class Classifier:
             torch.set_num_threads(int(threads))
         dev = pick_device(device)
         loaded = load(model_dir, dev)
-        singles = [load_single_task(o, dev, batch_size) for o in overrides]
+        names = [t.name for t in topics or ()]
+        singles = [load_single_task(o, dev, batch_size, topics=names) for o in overrides]
         corpus = TopicCorpus.load(Path(topic_corpus)) if topic_corpus is not None and topics else None
         return cls(loaded, topics, dev, batch_size, backend, singles, corpus, threads)
 
@@ -178,7 +188,7 @@ class Classifier:
         """`<name>@<version>`, then `+<task>=<name>@<sha8>` for each task answered by an override
         (in a fixed order), e.g. `default@1.0.0+sentiment=cardiff@3f2a9c1b`."""
         parts = [self.manifest.model_id]
-        parts += [f"{t}={self.overrides[t].model_id}" for t in ("sentiment", "rumor") if t in self.overrides]
+        parts += [f"{t}={self.overrides[t].model_id}" for t in ("sentiment", "rumor", "topics") if t in self.overrides]
         return "+".join(parts)
 
     # -- core -----------------------------------------------------------------------------
@@ -311,6 +321,11 @@ class Classifier:
             if sel and "rumor" in self.overrides:
                 rum = np.array(rum, dtype=np.float64, copy=True)
                 rum[sel] = self.overrides["rumor"].probabilities(raw)
+            if "topics" in self.overrides:
+                topics = [[] for _ in items]
+                if sel:
+                    for i, row in zip(sel, self.overrides["topics"].probabilities(raw)):
+                        topics[i] = _ranked(self.overrides["topics"].labels, row)
         preds = []
         model_id = self.model_id
         for i, it in enumerate(items):
@@ -342,11 +357,20 @@ class Classifier:
 
     def topic_scores(self, texts: Sequence[str]) -> list[list[float]]:
         """Raw per-topic scores (taxonomy order) for evaluation of the topic mechanism."""
+        if "topics" in self.overrides:
+            raw = [normalize(t, fold_text=False) for t in texts]
+            return self.overrides["topics"].probabilities(raw).tolist()
         if self.topic_matcher is None:
             raise ValueError("no topics were given to Classifier.load")
         norm = [normalize(t) for t in texts]
         emb = self._forward(encode(self.tokenizer, norm, self.max_length), None)["embedding"]
         return self.topic_matcher.scores(norm, emb)
+
+
+def _ranked(names: Sequence[str], scores: Sequence[float], floor: float = TOPIC_FLOOR) -> list[TopicScore]:
+    """Topics scoring at least `floor`, best first (the matcher's output shape)."""
+    ranked = sorted(((float(p), n) for n, p in zip(names, scores) if p >= floor), key=lambda x: -x[0])
+    return [TopicScore(topic=n, score=round(min(max(p, 0.0), 1.0), 6)) for p, n in ranked]
 
 
 def _onnx_session(loaded: LoadedModel, device: torch.device, backend: str,  # type: ignore[no-untyped-def]

@@ -43,8 +43,9 @@ def _parser() -> argparse.ArgumentParser:
                                                "(default: the configuration's topics)")
     p.add_argument("--config", type=Path, help="configuration file (default: $YUQING_CONFIG or ./config.yaml)")
     p.add_argument("--override", action="append", default=[], metavar="TASK=DIR",
-                   help="a standard sequence-classification model answering TASK (sentiment or rumor) instead of "
-                        "the main model's head (default: the configuration's nlp.overrides)")
+                   help="a standard sequence-classification model answering TASK (sentiment, rumor or topics) "
+                        "instead of the main model's head or topic matcher (default: the configuration's "
+                        "nlp.overrides)")
     p.add_argument("--topic-corpus", type=Path, default=None, metavar="DIR",
                    help="unlabelled posts for topic expansion, written by `yuqing topic-corpus` "
                         "(default: the configuration's nlp.topic_corpus)")

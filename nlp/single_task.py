@@ -6,8 +6,8 @@
     single.probabilities(texts)                       # (n, 3) in SENTIMENT_LABELS order, or (n,) for rumour
 
 Why: a deployer may hold a better model for one task than ours (e.g. a copy of
-`cardiffnlp/twitter-xlm-roberta-base-sentiment`), while the other answers still come from the
-default model. Such a directory is plain `AutoModelForSequenceClassification` output: it has no
+`cardiffnlp/twitter-xlm-roberta-base-sentiment`, or a topic classifier trained on the agency's
+own labelled posts), while the other answers still come from the default model. Such a directory is plain `AutoModelForSequenceClassification` output: it has no
 manifest of ours, so the loader checks what can be checked and refuses the rest:
 
 - the directory has `config.json` (readable JSON), `model.safetensors` (never pickle weights) and a
@@ -16,12 +16,18 @@ manifest of ours, so the loader checks what can be checked and refuses the rest:
   model: `yuqing models checksum DIR`) lists config.json and model.safetensors, and every listed
   file matches. Without it the bytes on disk could be anything, so the loader refuses;
 - `config.id2label` maps onto the task's labels, by name (negative/neutral/positive, with the usual
-  abbreviations; not_rumor/rumor) or by an explicit `labels` mapping in the configuration for
-  models whose labels are generic (`LABEL_0`, …). Every one of our labels must be covered exactly once;
+  abbreviations; not_rumor/rumor; for topics the configured taxonomy's topic names) or by an
+  explicit `labels` mapping in the configuration for models whose labels are generic (`LABEL_0`,
+  …). Every one of our labels must be covered exactly once: a topic model trained on another
+  taxonomy is refused rather than answering some topics and silently never others;
 - transformers reports no missing or mismatched weight (which would be random).
 
 The model id is `<directory name>@<first 8 hex of model.safetensors' sha256>`, so the output's
 "model" field says which bytes answered.
+
+Topic scores: a model whose `config.problem_type` is `multi_label_classification` (the
+transformers convention for a multi-label head, as `Trainer` fine-tuning writes it) gives each
+topic its own sigmoid probability; any other gives a softmax over the topics (one best topic).
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ from nlp.manifest import RUMOR_LABELS, SENTIMENT_LABELS, check_files, sha256_fil
 from nlp.modeldir import refuse_partial_load
 
 SUMS = "sha256sums"
-TASKS = {"sentiment": SENTIMENT_LABELS, "rumor": RUMOR_LABELS}
+TASKS = {"sentiment": SENTIMENT_LABELS, "rumor": RUMOR_LABELS, "topics": []}  # topics: the configured taxonomy
 SYNONYMS = {
     "negative": "negative", "neg": "negative", "neg.": "negative",
     "neutral": "neutral", "neu": "neutral", "neut": "neutral",
@@ -55,9 +61,9 @@ _GENERIC = re.compile(r"^label_\d+$")
 
 @dataclass
 class OverrideSpec:
-    task: str  # "sentiment" | "rumor"
+    task: str  # "sentiment" | "rumor" | "topics"
     path: Path
-    labels: dict[str, str] | None = None  # the model's label name -> ours, for generic names
+    labels: dict[str, str] | None = None  # the model's label name -> ours (a topic name for topics)
 
 
 # -- checksums -------------------------------------------------------------------------------
@@ -103,9 +109,12 @@ def verify_sums(model_dir: Path, required: tuple[str, ...] = ("config.json", "mo
 
 
 # -- labels ----------------------------------------------------------------------------------
-def map_labels(id2label: dict[Any, Any], task: str, explicit: dict[str, str] | None, where: str) -> list[int]:
-    """For each of our labels (in order), the model's output index. ModelError when not exactly one each."""
-    ours = TASKS[task]
+def map_labels(id2label: dict[Any, Any], task: str, explicit: dict[str, str] | None, where: str,
+               ours: list[str] | None = None) -> list[int]:
+    """For each of our labels (in order), the model's output index. ModelError when not exactly one
+    each. `ours`: the labels when they are not fixed by the task (the topic taxonomy's names)."""
+    ours = list(ours if ours is not None else TASKS[task])
+    by_name = {lab.strip().casefold(): lab for lab in ours} if task == "topics" else SYNONYMS
     names = {int(k): str(v) for k, v in id2label.items()}
     mapped: dict[str, int] = {}
     for idx in sorted(names):
@@ -116,7 +125,7 @@ def map_labels(id2label: dict[Any, Any], task: str, explicit: dict[str, str] | N
                 raise ModelError(f"{where}: id2label[{idx}] = {name!r} is not in the configured labels mapping "
                                  f"{explicit}")
         else:
-            target = SYNONYMS.get(name.strip().lower())
+            target = by_name.get(name.strip().casefold() if task == "topics" else name.strip().lower())
             if target is None:
                 hint = (" (generic names: give the mapping, e.g. nlp.overrides." + task + ".labels: "
                         + "{" + ", ".join(f"LABEL_{i}: {lab}" for i, lab in enumerate(ours)) + "}, as the model card says)"
@@ -147,10 +156,13 @@ class SingleTask:
     path: Path
     batch_size: int = 32
     device: torch.device = torch.device("cpu")
+    multi_label: bool = False  # topics: one sigmoid per topic instead of a softmax over them
+    labels: tuple[str, ...] = ()  # our labels, in the order of `probabilities`' columns
 
     def probabilities(self, texts: list[str]) -> np.ndarray:
-        """Softmax over the model's outputs, reordered to our labels: (n, 3) for sentiment; for
-        rumour the probability of `rumor`, shape (n,). `texts` are already normalised."""
+        """Probabilities reordered to our labels: (n, 3) for sentiment, (n, topics) for topics
+        (sigmoids for a multi-label model, else a softmax); for rumour the probability of
+        `rumor`, shape (n,). `texts` are already normalised."""
         ids = encode(self.tokenizer, texts, self.max_length)
         out = np.zeros((len(texts), len(self.order)), dtype=np.float64)
         pad_id = self.tokenizer.pad_token_id
@@ -158,21 +170,26 @@ class SingleTask:
             for batch in length_buckets([len(r) for r in ids], self.batch_size):
                 x, m = pad([ids[i] for i in batch], pad_id)
                 logits = self.model(input_ids=x.to(self.device), attention_mask=m.to(self.device)).logits.float()
-                p = torch.softmax(logits, dim=-1)[:, self.order].cpu().double().numpy()
+                p = (torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1))
+                p = p[:, self.order].cpu().double().numpy()
                 out[batch] = p
-        return out if self.task == "sentiment" else out[:, 1]
+        return out[:, 1] if self.task == "rumor" else out
 
 
-def load_single_task(spec: OverrideSpec, device: torch.device | str = "cpu", batch_size: int = 32) -> SingleTask:
-    """Verify and load a standard sequence-classification directory for `spec.task` (offline)."""
+def load_single_task(spec: OverrideSpec, device: torch.device | str = "cpu", batch_size: int = 32,
+                     topics: list[str] | None = None) -> SingleTask:
+    """Verify and load a standard sequence-classification directory for `spec.task` (offline).
+    `topics`: the configured taxonomy's names, which a topics model's labels must match."""
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     from nlp.modeldir import _quiet_transformers
 
     _quiet_transformers()
     if spec.task not in TASKS:
-        raise ModelError(f"override for {spec.task!r}: only {', '.join(TASKS)} can come from a separate model "
-                         "(topics follow the configured taxonomy)")
+        raise ModelError(f"override for {spec.task!r}: only {', '.join(TASKS)} can come from a separate model")
+    if spec.task == "topics" and not topics:
+        raise ModelError(f"{spec.path}: a topics model needs the configured taxonomy (the config's `topics` or "
+                         "--topics FILE) to map its labels onto")
     d = Path(spec.path)
     if not d.is_dir():
         raise ModelError(f"{d}: model directory for the {spec.task} override not found (see models/README.md)")
@@ -191,7 +208,8 @@ def load_single_task(spec: OverrideSpec, device: torch.device | str = "cpu", bat
     archs = [a for a in raw.get("architectures") or [] if isinstance(a, str)]
     if not any(a.endswith("ForSequenceClassification") for a in archs):
         raise ModelError(f"{cfg_path}: architectures {archs} is not a *ForSequenceClassification model")
-    order = map_labels(raw.get("id2label") or {}, spec.task, spec.labels, str(cfg_path))
+    order = map_labels(raw.get("id2label") or {}, spec.task, spec.labels, str(cfg_path),
+                       ours=list(topics or []) if spec.task == "topics" else None)
     try:
         config = AutoConfig.from_pretrained(d, local_files_only=True)
         model, info = AutoModelForSequenceClassification.from_pretrained(
@@ -217,7 +235,9 @@ def load_single_task(spec: OverrideSpec, device: torch.device | str = "cpu", bat
     dev = torch.device(device)
     model.eval().to(dev)
     return SingleTask(task=spec.task, model=model, tokenizer=tok, order=order, max_length=max_length,
-                      model_id=f"{d.name}@{sums['model.safetensors'][:8]}", path=d, batch_size=batch_size, device=dev)
+                      model_id=f"{d.name}@{sums['model.safetensors'][:8]}", path=d, batch_size=batch_size, device=dev,
+                      multi_label=getattr(config, "problem_type", None) == "multi_label_classification",
+                      labels=tuple(topics or []) if spec.task == "topics" else tuple(TASKS[spec.task]))
 
 
 def specs_from_settings(settings: Any) -> list[OverrideSpec]:

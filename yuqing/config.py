@@ -562,7 +562,36 @@ class NlpOverride(_Strict):
     # directory: a bare name is under models_dir, a path (with "/") is relative to the config file
     model: str = Field(min_length=1)
     # the model's label names -> ours, for models whose config says only LABEL_0, LABEL_1, ...
-    labels: dict[str, Literal["negative", "neutral", "positive", "not_rumor", "rumor"]] | None = None
+    # (for topics: -> the names of the configured topics, checked against `topics`)
+    labels: dict[str, str] | None = None
+
+
+class SentimentOverride(NlpOverride):
+    labels: dict[str, Literal["negative", "neutral", "positive"]] | None = None
+
+
+class RumorOverride(NlpOverride):
+    labels: dict[str, Literal["not_rumor", "rumor"]] | None = None
+
+
+class NlpOverrides(_Strict):
+    """`nlp.overrides`: at most one model per task; `{sentiment: cardiff}` is short for
+    `{sentiment: {model: cardiff}}`."""
+
+    sentiment: SentimentOverride | None = None
+    rumor: RumorOverride | None = None
+    topics: NlpOverride | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: ({"model": o} if isinstance(o, str) else o) for k, o in v.items()}
+        return v
+
+    def items(self) -> list[tuple[str, NlpOverride]]:
+        """(task, override) for each task that has one, in a fixed order."""
+        return [(t, o) for t in ("sentiment", "rumor", "topics") if (o := getattr(self, t)) is not None]
 
 
 class NlpConfig(_Strict):
@@ -573,17 +602,10 @@ class NlpConfig(_Strict):
     # streams (nlp.classifier)
     threads: int | None = Field(default=None, ge=1)
     # tasks answered by another model than `model`: {sentiment: cardiff} or {sentiment: {model: ..., labels: ...}}
-    overrides: dict[Literal["sentiment", "rumor"], NlpOverride] = Field(default_factory=dict)
+    overrides: NlpOverrides = Field(default_factory=NlpOverrides)
     # a directory written by `yuqing topic-corpus` from the deployment's own posts (relative to the
     # config file): the topics learn the words their examples never used from it (nlp.topics)
     topic_corpus: str | None = None
-
-    @field_validator("overrides", mode="before")
-    @classmethod
-    def _override_shorthand(cls, v: Any) -> Any:
-        if isinstance(v, dict):
-            return {k: ({"model": o} if isinstance(o, str) else o) for k, o in v.items()}
-        return v
 
 
 class ApiConfig(_Strict):
@@ -660,8 +682,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _alerts_references(self) -> "Settings":
-        """The alerts section names watchlists, topics and channels defined elsewhere in the
-        file; a misspelt name would be a rule or a page that never happens."""
+        """The alerts section (and a topics model's label mapping) names watchlists, topics and
+        channels defined elsewhere in the file; a misspelt name would be a rule or a page that
+        never happens."""
         wls = {w.name for w in self.watchlists}
         for name in self.alerts.overrides:
             if name not in wls:
@@ -670,6 +693,10 @@ class Settings(BaseSettings):
         for name in list(self.alerts.topics) + [t for o in self.alerts.overrides.values() for t in (o.topics or [])]:
             if name not in topics:
                 raise ValueError(f"alerts.topics: no topic named {name!r} (known: {', '.join(sorted(topics)) or 'none'})")
+        t_over = self.nlp.overrides.topics
+        for target in (t_over.labels or {}).values() if t_over is not None else ():
+            if target not in topics:
+                raise ValueError(f"nlp.overrides.topics.labels: no topic named {target!r} (known: {', '.join(sorted(topics)) or 'none'})")
         channels = {c.name for c in self.channels}
         for contact in self.alerts.oncall.contacts:
             for ch in contact.channels:

@@ -40,12 +40,13 @@ def _save(model, tok, out: Path, sums: bool = True) -> Path:  # type: ignore[no-
     return out
 
 
-def bert_dir(root: Path, id2label: dict[int, str], name: str = "cardiff", sums: bool = True) -> Path:
+def bert_dir(root: Path, id2label: dict[int, str], name: str = "cardiff", sums: bool = True,
+             problem_type: str | None = None) -> Path:
     torch.manual_seed(5)
     tok = _tokenizer()
     cfg = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                      intermediate_size=64, max_position_embeddings=66, pad_token_id=tok.pad_token_id,
-                     id2label=id2label, label2id={v: k for k, v in id2label.items()})
+                     id2label=id2label, label2id={v: k for k, v in id2label.items()}, problem_type=problem_type)
     model = BertForSequenceClassification(cfg)
     with torch.no_grad():  # a visible preference, so a permuted label order would show
         model.classifier.bias.copy_(torch.linspace(-1.0, 1.0, len(id2label)))
@@ -173,9 +174,23 @@ def test_config_overrides_are_validated(tmp_path: Path) -> None:
     cfg = tmp_path / "config.yaml"
     cfg.write_text("nlp:\n  overrides:\n    sentiment: cardiff\n", encoding="utf-8")
     s = load_settings(cfg)
-    assert s.nlp.overrides["sentiment"].model == "cardiff" and s.nlp.overrides["sentiment"].labels is None
-    cfg.write_text("nlp:\n  overrides:\n    sentiment: cardiff\n    topics: other\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"config.yaml:4: nlp.overrides.topics"):
+    assert s.nlp.overrides.sentiment is not None
+    assert s.nlp.overrides.sentiment.model == "cardiff" and s.nlp.overrides.sentiment.labels is None
+    cfg.write_text("nlp:\n  overrides:\n    sentiment: cardiff\n    language: other\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"config.yaml:4: nlp.overrides.language: Extra inputs"):
+        load_settings(cfg)
+    cfg.write_text("nlp:\n  overrides:\n    rumor:\n      model: x\n      labels: {LABEL_0: negative}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"config.yaml:5: nlp.overrides.rumor.labels.LABEL_0"):
+        load_settings(cfg)
+    # a topics model's labels map onto the configured topics, by name
+    cfg.write_text("topics:\n  - name: water\n    keywords: [water]\nnlp:\n  overrides:\n    topics:\n"
+                   "      model: agency-topics\n      labels: {LABEL_0: water}\n", encoding="utf-8")
+    s = load_settings(cfg)
+    assert s.nlp.overrides.topics is not None and s.nlp.overrides.topics.labels == {"LABEL_0": "water"}
+    assert [t for t, _ in s.nlp.overrides.items()] == ["topics"]
+    cfg.write_text("topics:\n  - name: water\n    keywords: [water]\nnlp:\n  overrides:\n    topics:\n"
+                   "      model: agency-topics\n      labels: {LABEL_0: roads}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"nlp.overrides.topics.labels: no topic named 'roads' \(known: water\)"):
         load_settings(cfg)
     cfg.write_text("nlp:\n  overrides:\n    sentiment:\n      model: x\n      labels: {LABEL_0: happy}\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"config.yaml:5: nlp.overrides.sentiment.labels.LABEL_0"):
@@ -215,3 +230,73 @@ def test_worker_serves_the_configured_override(tiny_model_dir: Path, tmp_path: P
         assert got.classification.model.startswith("tiny@0.0.1+sentiment=cardiff@")
         s = got.classification.sentiment_scores
         assert [s["negative"], s["neutral"], s["positive"]] == pytest.approx(ref[i].tolist(), abs=1e-4)
+
+
+TOPICS_YAML = ("- name: water\n  keywords: [water]\n- name: roads\n  keywords: [road]\n"
+               "- name: health\n  keywords: [hospital]\n")
+
+
+def _topic_reference(model_dir: Path, texts: list[str], multi_label: bool) -> torch.Tensor:
+    tok = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, local_files_only=True).eval()
+    with torch.inference_mode():
+        logits = torch.stack([model(**tok(t, return_tensors="pt")).logits[0] for t in texts])
+    return torch.sigmoid(logits) if multi_label else torch.softmax(logits, -1)
+
+
+@pytest.mark.parametrize("multi_label", [True, False])
+def test_topics_override_answers_topics_on_the_configured_taxonomy(tiny_model_dir: Path, tmp_path: Path,
+                                                                   multi_label: bool) -> None:
+    """A topic classifier trained elsewhere on the agency's taxonomy replaces the matcher: its
+    labels are matched to the configured topic names (any order, any case), sigmoid scores for a
+    multi-label model, softmax otherwise; topics below the floor are not listed; the other answers
+    still come from the main model."""
+    from nlp.topics import TOPIC_FLOOR
+
+    torch.set_num_threads(1)
+    d = bert_dir(tmp_path, {0: "Health", 1: "water", 2: "ROADS"}, name="agency-topics",
+                 problem_type="multi_label_classification" if multi_label else "single_label_classification")
+    topics = tmp_path / "topics.yaml"
+    topics.write_text(TOPICS_YAML, encoding="utf-8")
+    lines = "".join(json.dumps({"id": str(i), "text": t}, ensure_ascii=False) + "\n" for i, t in enumerate(TEXTS))
+    base_out, out, err = io.StringIO(), io.StringIO(), io.StringIO()
+    assert classify_main(["--model", str(tiny_model_dir), "--topics", str(topics)], io.StringIO(lines), base_out,
+                         io.StringIO()) == 0
+    assert classify_main(["--model", str(tiny_model_dir), "--topics", str(topics), "--override", f"topics={d}"],
+                         io.StringIO(lines), out, err) == 0, err.getvalue()
+    base = [json.loads(x) for x in base_out.getvalue().splitlines()]
+    rows = [json.loads(x) for x in out.getvalue().splitlines()]
+    assert rows[0]["model"].startswith("tiny@0.0.1+topics=agency-topics@")
+    ref = _topic_reference(d, TEXTS[:4], multi_label)  # columns: Health, water, ROADS
+    names = ["health", "water", "roads"]
+    for i in range(4):
+        want = sorted(((float(ref[i, j]), names[j]) for j in range(3) if float(ref[i, j]) >= TOPIC_FLOOR), reverse=True)
+        got = rows[i]["topics"]
+        assert [t["topic"] for t in got] == [n for _, n in want]
+        assert [t["score"] for t in got] == pytest.approx([p for p, _ in want], abs=1e-5)
+        assert rows[i]["sentiment_scores"] == base[i]["sentiment_scores"] and rows[i]["rumor"] == base[i]["rumor"]
+    if not multi_label:
+        assert float(ref.sum(1).min()) == pytest.approx(1.0, abs=1e-5)
+    assert rows[4]["topics"] == []  # empty text: no topics, as from the matcher
+
+
+def test_topics_override_on_another_taxonomy_is_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from yuqing.config import TopicConfig
+
+    torch.set_num_threads(1)
+    taxonomy = [TopicConfig(name=n, keywords=[n]) for n in ("water", "roads", "health")]
+    other = bert_dir(tmp_path, {0: "water", 1: "roads", 2: "sports"}, name="other-topics")
+    with pytest.raises(ModelError, match=r"id2label\[2\] = 'sports' cannot be mapped to the topics labels"):
+        Classifier.load(tiny_model_dir, topics=taxonomy, device="cpu", overrides=[OverrideSpec("topics", other)])
+    fewer = bert_dir(tmp_path, {0: "water", 1: "roads"}, name="fewer-topics")
+    with pytest.raises(ModelError, match=r"does not cover the topics labels.*missing: \['health'\]"):
+        Classifier.load(tiny_model_dir, topics=taxonomy, device="cpu", overrides=[OverrideSpec("topics", fewer)])
+    with pytest.raises(ModelError, match=r"a topics model needs the configured taxonomy"):
+        Classifier.load(tiny_model_dir, topics=[], device="cpu", overrides=[OverrideSpec("topics", other)])
+    # generic labels with an explicit mapping onto the taxonomy
+    generic = bert_dir(tmp_path, {0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"}, name="generic-topics")
+    clf = Classifier.load(tiny_model_dir, topics=taxonomy, device="cpu", overrides=[OverrideSpec(
+        "topics", generic, labels={"LABEL_0": "health", "LABEL_1": "water", "LABEL_2": "roads"})])
+    scores = clf.topic_scores(TEXTS[:2])
+    ref = _topic_reference(generic, TEXTS[:2], multi_label=False)  # columns: health, water, roads
+    assert scores[0] == pytest.approx([float(ref[0, 1]), float(ref[0, 2]), float(ref[0, 0])], abs=1e-5)

@@ -41,8 +41,8 @@ def test_jobs_follow_the_config_file_and_only_the_leader_runs_them(tmp_path: Pat
     settings = load_settings(config)
     engine = connect(settings.state_url)
     migrate(engine)
-    a = LeaderScheduler(settings, str(config), engine, ttl=timedelta(seconds=3))
-    b = LeaderScheduler(settings, str(config), engine, ttl=timedelta(seconds=3))
+    a = LeaderScheduler(settings, str(config), engine, ttl=timedelta(seconds=6))  # renewed every 2 s: a loaded CI box may stall a renewal
+    b = LeaderScheduler(settings, str(config), engine, ttl=timedelta(seconds=6))
     a.start()
     try:
         assert _wait(lambda: a.scheduler is not None)
