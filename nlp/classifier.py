@@ -117,7 +117,7 @@ class Classifier:
         self.manifest = loaded.manifest
         self.device = device
         self.batch_size = max(1, int(batch_size))
-        self.max_length = min(self.manifest.max_length, self.model.config.max_position_embeddings)
+        self.max_length = min(self.manifest.max_length, self.model.config.max_position_embeddings - self.model.position_offset)
         # fp16/bf16 on CUDA halves memory traffic; CPU stays fp32 (CPU half matmuls are slower)
         self.autocast_dtype = None
         if device.type == "cuda":

@@ -21,7 +21,7 @@ from transformers import PreTrainedTokenizerFast
 
 from nlp.errors import ModelError
 from nlp.manifest import MANIFEST, SENTIMENT_LABELS, Manifest, read_manifest, verify, write_manifest
-from nlp.modeling import YuqingMultiTask
+from nlp.modeling import ARCHITECTURES, YuqingMultiTask
 from nlp.rumor_features import FEATURES
 
 REQUIRED = ("config.json", "model.safetensors", "tokenizer.json")
@@ -63,7 +63,8 @@ def save(model: YuqingMultiTask, tokenizer: PreTrainedTokenizerFast, manifest: M
         model_cpu.to(was)
     tokenizer.save_pretrained(tmp)
     manifest = manifest.model_copy(deep=True)
-    manifest.max_length = min(manifest.max_length, model.config.max_position_embeddings)
+    manifest.architecture = type(model).__name__
+    manifest.max_length = min(manifest.max_length, model.config.max_position_embeddings - model.position_offset)
     manifest.heads.rumor.features = list(FEATURES)
     manifest = write_manifest(tmp, manifest)
     replace_dir(tmp, out_dir)
@@ -111,8 +112,12 @@ def load(model_dir: Path | str, device: torch.device | str = "cpu") -> LoadedMod
     manifest = read_manifest(model_dir)
     verify(model_dir, manifest, REQUIRED)
     _check_config(model_dir, manifest)
+    cls = ARCHITECTURES.get(manifest.architecture)
+    if cls is None:
+        raise ModelError(f"{model_dir / MANIFEST}: architecture {manifest.architecture!r} is not one this code serves "
+                         f"({', '.join(ARCHITECTURES)})")
     try:
-        model, info = YuqingMultiTask.from_pretrained(
+        model, info = cls.from_pretrained(  # type: ignore[attr-defined]
             model_dir, local_files_only=True, output_loading_info=True, dtype=torch.float32
         )
     except Exception as e:  # noqa: BLE001 - any failure here is "this directory is unusable"

@@ -1,4 +1,4 @@
-"""The multi-task network: one BERT-shaped encoder, a sentiment head and a rumour head.
+"""The multi-task network: one transformer encoder, a sentiment head and a rumour head.
 
 Why this shape: a post costs one forward pass for all three answers. Both heads read the
 mean-pooled encoder output, not BERT's `[CLS]` pooler: an encoder trained from scratch for minutes
@@ -11,6 +11,12 @@ the same cost but not the same answers; the benchmark uses it only as a speed re
 head reads the text vector plus the numeric context of `nlp.rumor_features`. `embed_center` (the
 mean embedding of the training texts) is stored with the weights because uncentred transformer
 embeddings are all alike (anisotropic) and cosine would not separate topics.
+
+Two encoder families, the same heads: `YuqingMultiTask` (BERT: our own small encoder, and any BERT
+checkpoint as a training base) and `YuqingMultiTaskXLMR` (XLM-RoBERTa: the usual pretrained
+multilingual base, e.g. a deployer's copy of `xlm-roberta-base`, adapted with LoRA by `yuqing
+train`). Each keeps its family's parameter prefix (`bert.*`, `roberta.*`), so a plain checkpoint of
+that family loads into it; `ARCHITECTURES` maps the name a manifest records to the class.
 """
 
 from __future__ import annotations
@@ -19,9 +25,10 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import BertConfig
+from transformers import BertConfig, PretrainedConfig, XLMRobertaConfig
 from transformers.modeling_outputs import ModelOutput
 from transformers.models.bert.modeling_bert import BertModel, BertPreTrainedModel
+from transformers.models.xlm_roberta.modeling_xlm_roberta import XLMRobertaModel, XLMRobertaPreTrainedModel
 
 from nlp.manifest import SENTIMENT_LABELS
 from nlp.rumor_features import FEATURES
@@ -64,13 +71,12 @@ def make_config(
     return cfg
 
 
-class YuqingMultiTask(BertPreTrainedModel):
-    """Encoder + sentiment (3-way) + rumour (1 logit) + centred mean embedding for topics."""
+class _Heads:
+    """The heads and the forward pass shared by both encoder families (`base_model` is the
+    encoder: `self.bert` or `self.roberta`, by the family's `base_model_prefix`)."""
 
-    def __init__(self, config: BertConfig) -> None:
-        super().__init__(config)
+    def _add_heads(self, config: PretrainedConfig) -> None:
         self.num_labels = len(SENTIMENT_LABELS)
-        self.bert = BertModel(config, add_pooling_layer=False)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.classifier = nn.Linear(config.hidden_size, self.num_labels)
         n_feat = int(getattr(config, "yuqing_rumor_features", len(FEATURES)))
@@ -78,7 +84,12 @@ class YuqingMultiTask(BertPreTrainedModel):
         self.rumor_head = nn.Sequential(nn.Linear(config.hidden_size + n_feat, hid), nn.GELU(), nn.Linear(hid, 1))
         self.n_rumor_features = n_feat  # (not read off rumor_head: PEFT may wrap it)
         self.register_buffer("embed_center", torch.zeros(config.hidden_size), persistent=True)
-        self.post_init()
+
+    @property
+    def position_offset(self) -> int:
+        """Position ids the encoder cannot give a token: RoBERTa-family positions start after the
+        padding index, so `max_position_embeddings - position_offset` tokens fit."""
+        return 0
 
     def forward(
         self,
@@ -86,7 +97,7 @@ class YuqingMultiTask(BertPreTrainedModel):
         attention_mask: torch.Tensor,
         rumor_features: torch.Tensor | None = None,
     ) -> MultiTaskOutput:
-        out = self.bert(input_ids=input_ids, attention_mask=attention_mask)
+        out = self.base_model(input_ids=input_ids, attention_mask=attention_mask)
         seq = out.last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(seq.dtype)
         mean = (seq * mask).sum(1) / mask.sum(1).clamp(min=1.0)
@@ -99,6 +110,36 @@ class YuqingMultiTask(BertPreTrainedModel):
             rumor_logit=rumor,
             embedding=mean - self.embed_center.to(seq.dtype),
         )
+
+
+class YuqingMultiTask(_Heads, BertPreTrainedModel):
+    """BERT encoder + sentiment (3-way) + rumour (1 logit) + centred mean embedding for topics."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__(config)
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self._add_heads(config)
+        self.post_init()
+
+
+class YuqingMultiTaskXLMR(_Heads, XLMRobertaPreTrainedModel):
+    """The same heads on an XLM-RoBERTa encoder (a pretrained multilingual base)."""
+
+    def __init__(self, config: XLMRobertaConfig) -> None:
+        super().__init__(config)
+        self.roberta = XLMRobertaModel(config, add_pooling_layer=False)
+        self._add_heads(config)
+        self.post_init()
+
+    @property
+    def position_offset(self) -> int:
+        return int(self.config.pad_token_id or 0) + 1
+
+
+#: the manifest's `architecture` -> class
+ARCHITECTURES: dict[str, type[_Heads]] = {"YuqingMultiTask": YuqingMultiTask, "YuqingMultiTaskXLMR": YuqingMultiTaskXLMR}
+#: a base checkpoint's `model_type` -> the class that takes its encoder
+BASE_FAMILIES: dict[str, type[_Heads]] = {"bert": YuqingMultiTask, "xlm-roberta": YuqingMultiTaskXLMR}
 
 
 class PackedInference:

@@ -107,7 +107,7 @@ class TrainConfig(BaseModel):
     version: str = "0.1.0"
     description: str = ""
     bootstrap: bool = True
-    base_model: Path | None = None  # a pretrained BERT-architecture directory (tokenizer + encoder weights)
+    base_model: Path | None = None  # a pretrained BERT or XLM-RoBERTa directory (tokenizer + encoder weights)
     vocab_size: int = Field(default=11000, ge=100)
     hidden: int = Field(default=192, ge=8)
     layers: int = Field(default=4, ge=1)
@@ -284,35 +284,40 @@ def read_texts(path: Path) -> list[str]:
 
 
 def from_base(base: Path, max_length: int) -> tuple[YuqingMultiTask, PreTrainedTokenizerFast]:
-    """The multi-task network on a pretrained BERT-architecture encoder (e.g. the `pretrain.save`
-    output of an earlier run, or a deployer's copy of a multilingual BERT), loaded offline. The
-    encoder's weights must all be there; the heads start fresh."""
-    from transformers import AutoTokenizer, BertConfig
+    """The multi-task network on a pretrained encoder of the BERT or XLM-RoBERTa family (e.g. the
+    `pretrain.save` output of an earlier run, or a deployer's copy of `xlm-roberta-base` or a
+    multilingual BERT), loaded offline. The encoder's weights must all be there; the heads start
+    fresh."""
+    from transformers import AutoConfig, AutoTokenizer
 
     from nlp.modeldir import _quiet_transformers
+    from nlp.modeling import BASE_FAMILIES
 
     _quiet_transformers()
     base = Path(base)
     try:
-        bc = BertConfig.from_pretrained(base, local_files_only=True)
+        bc = AutoConfig.from_pretrained(base, local_files_only=True)
     except Exception as e:  # noqa: BLE001
-        raise ValueError(f"{base / 'config.json'}: cannot read a BERT config ({type(e).__name__}: {e})") from None
-    if bc.model_type != "bert":
-        raise ValueError(f"{base / 'config.json'}: model_type {bc.model_type!r}; base_model must be a BERT-architecture "
-                         "encoder (the multi-task network is BERT-shaped)")
+        raise ValueError(f"{base / 'config.json'}: cannot read an encoder config ({type(e).__name__}: {e})") from None
+    family = BASE_FAMILIES.get(bc.model_type)
+    if family is None:
+        raise ValueError(f"{base / 'config.json'}: model_type {bc.model_type!r}; base_model must be a BERT or "
+                         f"XLM-RoBERTa encoder ({', '.join(BASE_FAMILIES)})")
     ref = make_config(bc.vocab_size, pad_token_id=bc.pad_token_id or 0)
     for k in ("id2label", "label2id", "problem_type", "architectures", "yuqing_rumor_features", "yuqing_rumor_hidden"):
         setattr(bc, k, getattr(ref, k))
-    bc.type_vocab_size = bc.type_vocab_size  # kept: token_type embeddings come from the checkpoint
-    model, info = YuqingMultiTask.from_pretrained(base, config=bc, local_files_only=True, output_loading_info=True,
-                                                  dtype=torch.float32)
-    missing = [k for k in info.get("missing_keys") or [] if k.startswith("bert.")]
+    bc.architectures = [family.__name__]
+    model, info = family.from_pretrained(base, config=bc, local_files_only=True, output_loading_info=True,  # type: ignore[attr-defined]
+                                         dtype=torch.float32)
+    prefix = model.base_model_prefix + "."
+    missing = [k for k in info.get("missing_keys") or [] if k.startswith(prefix)]
     if missing or info.get("mismatched_keys"):
-        raise ValueError(f"{base}: encoder weights missing or mismatched ({missing[:5]}); not a BERT encoder checkpoint")
+        raise ValueError(f"{base}: encoder weights missing or mismatched ({missing[:5]}); not a {bc.model_type} "
+                         "encoder checkpoint")
     tok = AutoTokenizer.from_pretrained(base, local_files_only=True, use_fast=True)
     if not isinstance(tok, PreTrainedTokenizerFast):
         raise ValueError(f"{base}: a fast tokenizer (tokenizer.json) is needed")
-    tok.model_max_length = min(max_length, bc.max_position_embeddings)
+    tok.model_max_length = min(max_length, bc.max_position_embeddings - model.position_offset)
     return model, tok
 
 
@@ -380,7 +385,7 @@ def add_lora(model: YuqingMultiTask, spec: LoraSpec) -> Any:
         from peft import LoraConfig, get_peft_model
     except ImportError:
         raise ValueError("lora needs the `peft` package (pip install 'yuqing[train]')") from None
-    names = {n.rsplit(".", 1)[-1] for n, _ in model.bert.named_modules()}
+    names = {n.rsplit(".", 1)[-1] for n, _ in model.base_model.named_modules()}
     unknown = [t for t in spec.target_modules if t not in names]
     if unknown:
         raise ValueError(f"lora.target_modules: {unknown} are not modules of the encoder (e.g. query, key, value, dense)")
@@ -467,8 +472,9 @@ def train(cfg: TrainConfig, data: SharedData | None = None, log=print) -> dict[s
     base_info: dict[str, Any] | None = None
     if cfg.base_model is not None:
         model, tokenizer = from_base(cfg.base_model, cfg.max_length)
-        max_length = min(cfg.max_length, model.config.max_position_embeddings)
-        base_info = {"path": str(cfg.base_model), "vocab": len(tokenizer), "hidden": model.config.hidden_size,
+        max_length = min(cfg.max_length, model.config.max_position_embeddings - model.position_offset)
+        base_info = {"path": str(cfg.base_model), "model_type": model.config.model_type, "vocab": len(tokenizer),
+                     "hidden": model.config.hidden_size,
                      "layers": model.config.num_hidden_layers}
         log(f"base model: {cfg.base_model} ({len(tokenizer)} tokens)")
     else:
@@ -655,7 +661,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--not-bootstrap", dest="bootstrap", action="store_false", help="do not mark the card as a bootstrap")
     p.add_argument("--tasks", type=lambda v: [t.strip() for t in v.split(",") if t.strip()], help="e.g. zh,en,ar,rumor")
     p.add_argument("--labelled", type=Path, action="append", help="a `yuqing export-labels` file (repeatable)")
-    p.add_argument("--base-model", type=Path, help="a pretrained BERT-architecture directory")
+    p.add_argument("--base-model", type=Path, help="a pretrained BERT or XLM-RoBERTa encoder directory")
     for name, typ in [("vocab-size", int), ("hidden", int), ("layers", int), ("heads", int), ("max-length", int),
                       ("batch-size", int), ("lr", float), ("minutes", float), ("max-steps", int),
                       ("limit-per-task", int), ("eval-limit", int), ("seed", int), ("threads", int),

@@ -220,10 +220,93 @@ def test_lora_on_a_pretrained_encoder(encoder_dir: Path, shared_data: Path, tmp_
     assert m.training["lora"]["r"] == 8 and m.training["base_model"]["path"] == str(encoder_dir)
 
 
+@pytest.fixture(scope="module")
+def xlmr_dir(trained: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A pretrained XLM-RoBERTa encoder directory, as `hf download xlm-roberta-base` would leave one
+    but tiny: the session's trained BERT encoder moved into XLM-R's layout. The layers are the same;
+    XLM-R's position ids start after the padding index, so BERT's position rows move up by
+    pad + 1. It has learned the synthetic vocabulary and computes the BERT encoder's function."""
+    from transformers import XLMRobertaConfig, XLMRobertaModel
+
+    loaded = load(trained["dir"])
+    bert, pad_id = loaded.model.bert, loaded.tokenizer.pad_token_id
+    bc = bert.config
+    cfg = XLMRobertaConfig(vocab_size=bc.vocab_size, hidden_size=bc.hidden_size, num_hidden_layers=bc.num_hidden_layers,
+                           num_attention_heads=bc.num_attention_heads, intermediate_size=bc.intermediate_size,
+                           max_position_embeddings=bc.max_position_embeddings + pad_id + 1, type_vocab_size=bc.type_vocab_size,
+                           pad_token_id=pad_id, layer_norm_eps=bc.layer_norm_eps, hidden_act=bc.hidden_act)
+    xlmr = XLMRobertaModel(cfg, add_pooling_layer=False)
+    state = dict(bert.state_dict())
+    pos = torch.zeros(cfg.max_position_embeddings, bc.hidden_size)
+    pos[pad_id + 1:] = state["embeddings.position_embeddings.weight"]
+    state["embeddings.position_embeddings.weight"] = pos
+    result = xlmr.load_state_dict(state, strict=False)
+    assert not [k for k in result.missing_keys if "position_ids" not in k] and not result.unexpected_keys
+    d = tmp_path_factory.mktemp("xlmr") / "xlm-roberta-tiny"
+    xlmr.save_pretrained(d, safe_serialization=True)
+    loaded.tokenizer.save_pretrained(d)
+    # the layout is right: the same hidden states as the BERT encoder on a right-padded batch
+    x, msk = pad(encode(loaded.tokenizer, ["酒店很好", "bad awful service today"], 64), pad_id)
+    with torch.inference_mode():
+        torch.testing.assert_close(xlmr.eval()(input_ids=x, attention_mask=msk).last_hidden_state * msk[..., None],
+                                   bert(input_ids=x, attention_mask=msk).last_hidden_state * msk[..., None],
+                                   atol=1e-5, rtol=1e-5)
+    return d
+
+
+def test_lora_on_a_pretrained_xlm_roberta_encoder(xlmr_dir: Path, shared_data: Path, tmp_path: Path) -> None:
+    """The usual pretrained multilingual base (XLM-R family) as `base_model` with LoRA: trained,
+    merged, saved as a plain directory whose manifest names the XLM-R architecture, reloaded by
+    the strict loader, served by the Classifier with torch and as an int8 ONNX export."""
+    from transformers import XLMRobertaModel
+
+    from nlp.classifier import Classifier, ClassifyInput
+    from nlp.modeling import YuqingMultiTaskXLMR
+    from nlp.onnx_export import export_onnx
+
+    torch.set_num_threads(1)
+    y = _yaml(tmp_path / "train.yaml", f"data: {shared_data}\nout: lora\nbase_model: {xlmr_dir}\n"
+              "max_steps: 120\nlr: 0.01\nseed: 3\n" + "".join(f"{k}: {json.dumps(v)}\n" for k, v in TINY.items())
+              + "lora:\n  r: 8\n  alpha: 16\n  dropout: 0.0\n  target_modules: [query, value]\n")
+    s = train(load_train_config(y), log=lambda _: None)
+    for task, (before, after) in s["probe_losses"].items():
+        assert after < 0.7 * before, (task, s["probe_losses"])
+    out = tmp_path / "lora"
+    m = read_manifest(out)
+    assert m.architecture == "YuqingMultiTaskXLMR" and m.training["base_model"]["model_type"] == "xlm-roberta"
+    assert m.max_length == 64  # 64 tokens fit: the base has pad + 1 extra position rows
+    loaded = load(out)
+    assert type(loaded.model) is YuqingMultiTaskXLMR
+    base = XLMRobertaModel.from_pretrained(xlmr_dir, local_files_only=True)
+    layer, blayer = loaded.model.roberta.encoder.layer[0].attention.self, base.encoder.layer[0].attention.self
+    torch.testing.assert_close(layer.key.weight, blayer.key.weight)  # not adapted: frozen
+    assert not torch.allclose(layer.query.weight, blayer.query.weight)  # adapted and merged
+    tok = s["tokenizer"]
+    texts = ["酒店很好", "bad awful", "الخدمة رائعة", "紧急扩散"]
+    x, msk = pad(encode(tok, [normalize(t) for t in texts], 64), tok.pad_token_id)
+    f = torch.rand(4, s["model"].n_rumor_features)
+    with torch.inference_mode():
+        a, b = s["model"].eval()(x, msk, f), loaded.model(x, msk, f)
+    torch.testing.assert_close(a.sentiment_logits, b.sentiment_logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(a.rumor_logit, b.rumor_logit, atol=1e-5, rtol=1e-5)
+    # served: torch (module path: the packed path is BERT-only) and the int8 ONNX export agree
+    items = [ClassifyInput(id=str(i), text=t, time=1400000000, user={"followers": 10})
+             for i, t in enumerate([*texts, "x" * 5000, ""])]
+    torch_clf = Classifier.load(out, device="cpu", backend="torch")
+    assert torch_clf.packed is None and torch_clf.max_length == 64
+    export_onnx(out)
+    onnx_clf = Classifier.load(out, device="cpu")
+    assert onnx_clf.backend == "onnx"
+    for p, q in zip(torch_clf.classify(items), onnx_clf.classify(items)):
+        assert p.model == q.model
+        assert max(abs(p.sentiment_scores[k] - q.sentiment_scores[k]) for k in p.sentiment_scores) < 0.1
+        assert abs(p.rumor - q.rumor) < 0.1
+
+
 def test_base_model_must_be_a_bert_encoder(tmp_path: Path, shared_data: Path) -> None:
     (tmp_path / "notbert").mkdir()
     (tmp_path / "notbert/config.json").write_text('{"model_type": "gpt2"}', encoding="utf-8")
     cfg = load_train_config(None, {"data": shared_data, "out": tmp_path / "x", "base_model": tmp_path / "notbert",
                                    "max_steps": 2, **TINY})
-    with pytest.raises(ValueError, match=r"notbert/config.json: .*BERT"):
+    with pytest.raises(ValueError, match=r"notbert/config.json: .*BERT or XLM-RoBERTa"):
         train(cfg, log=lambda _: None)
