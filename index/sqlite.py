@@ -28,12 +28,16 @@ most of the rest is FTS5 (~60 tokens a post) and the random-page writes of a tim
 table when posts do not arrive in time order (see bench/index.py `--order`). One call is one
 transaction, so a bulk load wants large calls (10,000-50,000 posts): the random `id`/`author` index
 leaves and the FTS5 segments are then written once per many posts, and the CPU per post grows
-far less with the file (docs/decisions.md, "SQLite bulk load").
+far less with the file (docs/decisions.md, "SQLite bulk load"). Checkpoints (copying the WAL
+into the database file) run in a thread of their own after each commit, not inside the commit:
+with SQLite's automatic checkpoint the writer spent ~15 % of its time copying pages that
+another core can copy while it goes on (docs/decisions.md, "Checkpoints off the writer").
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import operator
 import sqlite3
 import threading
@@ -64,6 +68,7 @@ from index.common import (
 )
 from yuqing.records import Post
 
+log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 SLOT_BITS = 16
 SLOT_MASK = (1 << SLOT_BITS) - 1
@@ -180,6 +185,11 @@ class SqliteStore:
         self._conns_lock = threading.Lock()
         self._schema_ready = False
         self._closed = False
+        # the checkpointer: started by the first commit, woken by every commit (see _checkpoint_soon)
+        self._ckpt_thread: threading.Thread | None = None
+        self._ckpt_wake = threading.Event()
+        self._ckpt_lock = threading.Lock()
+        self.checkpoints = 0  # completed background checkpoints (for tests and diagnostics)
 
     # -- connections ------------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -203,6 +213,7 @@ class SqliteStore:
             # a bulk call's transaction can grow the WAL to hundreds of MiB; give the space back
             # after the checkpoint instead of keeping the file at its largest
             conn.execute("PRAGMA journal_size_limit=67108864")
+            conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread does it
         except sqlite3.Error as e:
             raise StoreUnavailable(f"cannot open {self.path}: {e}") from e
         self._local.conn = conn
@@ -230,6 +241,7 @@ class SqliteStore:
                     if version is None or version < SCHEMA_VERSION:
                         self._create(conn)
                     conn.execute("COMMIT")
+                    self._checkpoint_soon()
                 except sqlite3.Error as e:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
@@ -260,8 +272,49 @@ class SqliteStore:
     def refresh(self) -> None:
         """Committed writes are visible to every new read at once; nothing to do."""
 
+    # -- checkpoints ------------------------------------------------------------------------
+    def _checkpoint_soon(self) -> None:
+        """After a commit: wake the checkpointer (started on the first commit). Why a thread:
+        SQLite's automatic checkpoint runs inside the committing call, so the single writer
+        would stop to copy the WAL into the database file; a PASSIVE checkpoint on another
+        connection copies it while the writer goes on (SQLite releases the GIL meanwhile), and
+        never waits for readers or the writer. A checkpoint that fails or falls behind loses
+        nothing: committed pages stay in the WAL until the next one copies them."""
+        with self._ckpt_lock:
+            if self._closed:
+                return
+            if self._ckpt_thread is None:
+                self._ckpt_thread = threading.Thread(target=self._checkpointer, name="yuqing-index-checkpoint", daemon=True)
+                self._ckpt_thread.start()
+        self._ckpt_wake.set()
+
+    def _checkpointer(self) -> None:
+        try:
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as e:  # the writer's next commits leave the WAL to grow; reads still work
+            log.warning("index checkpointer cannot open %s: %s", self.path, e)
+            return
+        try:
+            while True:
+                self._ckpt_wake.wait()
+                self._ckpt_wake.clear()
+                if self._closed:
+                    return
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    self.checkpoints += 1
+                except sqlite3.Error as e:
+                    log.warning("index checkpoint of %s failed (the next commit retries): %s", self.path, e)
+        finally:
+            conn.close()
+
     def close(self) -> None:
-        self._closed = True
+        with self._ckpt_lock:
+            self._closed = True
+            thread, self._ckpt_thread = self._ckpt_thread, None
+        self._ckpt_wake.set()
+        if thread is not None:
+            thread.join(timeout=self.busy_timeout_s)
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -321,6 +374,7 @@ class SqliteStore:
                         if conn.in_transaction:
                             conn.execute("ROLLBACK")
                         raise
+                self._checkpoint_soon()
             except (sqlite3.Error, StoreUnavailable) as e:
                 failed = f"index write failed: {e}"
             finally:
@@ -484,6 +538,7 @@ class SqliteStore:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
                     raise
+            self._checkpoint_soon()
         except sqlite3.OperationalError as e:
             raise StoreUnavailable(f"cannot delete from {self.path}: {e}") from e
         return len(rids)

@@ -289,3 +289,35 @@ def test_fts_settings_are_stored_and_postings_flushed_mid_transaction_are_all_fo
     assert big.count(Query(text=words[0])) > 0
     big.close()
     small.close()
+
+
+def test_commits_are_checkpointed_by_the_background_thread(tmp_path: Path) -> None:
+    """The writer's connections never checkpoint inside a commit (wal_autocheckpoint 0); the
+    checkpointer thread copies each commit's WAL frames into the database file, a reader in
+    another connection sees everything meanwhile, and close() ends the thread."""
+    path = tmp_path / "index.db"
+    store = SqliteStore(path)
+    store.ensure_schema()
+    assert store._conn().execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    assert all(r.ok for r in store.bulk_index(POSTS[:60]))
+
+    def in_file() -> int:  # posts in the database file itself, the WAL ignored
+        raw = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+        try:
+            return int(raw.execute("SELECT count(*) FROM posts").fetchone()[0])
+        except sqlite3.Error:  # the schema itself not copied yet
+            return -1
+        finally:
+            raw.close()
+
+    deadline = time.monotonic() + 10
+    while in_file() != 60 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert in_file() == 60 and store.checkpoints >= 1
+    other = sqlite3.connect(path, isolation_level=None)  # a reader sees the same
+    assert other.execute("SELECT count(*) FROM posts").fetchone()[0] == 60
+    other.close()
+    thread = store._ckpt_thread
+    assert thread is not None and thread.is_alive()
+    store.close()
+    assert not thread.is_alive()
