@@ -69,6 +69,7 @@ from index.common import (
 from yuqing.records import Post
 
 log = logging.getLogger(__name__)
+_CHECKPOINT_GAP_S = 0.25  # least time between two background checkpoints
 SCHEMA_VERSION = 1
 SLOT_BITS = 16
 SLOT_MASK = (1 << SLOT_BITS) - 1
@@ -188,6 +189,7 @@ class SqliteStore:
         # the checkpointer: started by the first commit, woken by every commit (see _checkpoint_soon)
         self._ckpt_thread: threading.Thread | None = None
         self._ckpt_wake = threading.Event()
+        self._ckpt_stop = threading.Event()
         self._ckpt_lock = threading.Lock()
         self.checkpoints = 0  # completed background checkpoints (for tests and diagnostics)
 
@@ -305,6 +307,9 @@ class SqliteStore:
                     self.checkpoints += 1
                 except sqlite3.Error as e:
                     log.warning("index checkpoint of %s failed (the next commit retries): %s", self.path, e)
+                # at most a few a second: each one syncs the database file, and the worker's
+                # small batches may commit often (commits meanwhile are copied by the next one)
+                self._ckpt_stop.wait(_CHECKPOINT_GAP_S)
         finally:
             conn.close()
 
@@ -312,6 +317,7 @@ class SqliteStore:
         with self._ckpt_lock:
             self._closed = True
             thread, self._ckpt_thread = self._ckpt_thread, None
+        self._ckpt_stop.set()
         self._ckpt_wake.set()
         if thread is not None:
             thread.join(timeout=self.busy_timeout_s)
