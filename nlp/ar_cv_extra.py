@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import argparse
 import re
+import json
 import sys
 import time
-import json
 from pathlib import Path
 
 import numpy as np

@@ -80,3 +80,16 @@ def test_summarise_pairs_folds_with_the_baseline(tmp_path: Path) -> None:
                          for r in recs))
     other = next(line for line in summarise([p, q]).splitlines() if line.startswith("| other"))
     assert other.startswith("| other | 6 |") and "(repeats -0.0100..+0.0200)" in other
+
+
+def test_extra_views_collapse_runs_and_stem_only_arabic_words() -> None:
+    """`nlp.ar_cv_extra`'s text views: runs of 3+ become 2; Arabic word tokens are light-stemmed
+    (article and suffix off, as the search index stems), other tokens kept, one token per word."""
+    from index.analysis import arabic_stem
+    from nlp.ar_cv_extra import collapse, stem_text
+
+    assert collapse("جمييييل ههههه sooo 11") == "جمييل هه soo 11"
+    assert collapse("abba") == "abba"
+    out = stem_text("والكتاب رائعة! great")
+    assert out.split() == [arabic_stem("والكتاب"), arabic_stem("رائعة"), "!", "great"]
+    assert arabic_stem("والكتاب") != "والكتاب"  # the stemmer did something
