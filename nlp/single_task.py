@@ -7,8 +7,9 @@
 
 Why: a deployer may hold a better model for one task than ours (e.g. a copy of
 `cardiffnlp/twitter-xlm-roberta-base-sentiment`, or a topic classifier trained on the agency's
-own labelled posts), while the other answers still come from the default model. Such a directory is plain `AutoModelForSequenceClassification` output: it has no
-manifest of ours, so the loader checks what can be checked and refuses the rest:
+own labelled posts), while the other answers still come from the default model. Such a directory
+is plain `AutoModelForSequenceClassification` output: it has no manifest of ours, so the loader
+checks what can be checked and refuses the rest:
 
 - the directory has `config.json` (readable JSON), `model.safetensors` (never pickle weights) and a
   fast tokenizer that loads offline (`local_files_only=True`);

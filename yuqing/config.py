@@ -694,6 +694,8 @@ class Settings(BaseSettings):
             if name not in topics:
                 raise ValueError(f"alerts.topics: no topic named {name!r} (known: {', '.join(sorted(topics)) or 'none'})")
         t_over = self.nlp.overrides.topics
+        if t_over is not None and not topics:
+            raise ValueError("nlp.overrides.topics: a topics model answers on the configured taxonomy, and `topics` is empty")
         for target in (t_over.labels or {}).values() if t_over is not None else ():
             if target not in topics:
                 raise ValueError(f"nlp.overrides.topics.labels: no topic named {target!r} (known: {', '.join(sorted(topics)) or 'none'})")

@@ -192,6 +192,9 @@ def test_config_overrides_are_validated(tmp_path: Path) -> None:
                    "      model: agency-topics\n      labels: {LABEL_0: roads}\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"nlp.overrides.topics.labels: no topic named 'roads' \(known: water\)"):
         load_settings(cfg)
+    cfg.write_text("nlp:\n  overrides:\n    topics: agency-topics\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"nlp.overrides.topics: a topics model answers on the configured taxonomy"):
+        load_settings(cfg)
     cfg.write_text("nlp:\n  overrides:\n    sentiment:\n      model: x\n      labels: {LABEL_0: happy}\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"config.yaml:5: nlp.overrides.sentiment.labels.LABEL_0"):
         load_settings(cfg)
