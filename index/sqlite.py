@@ -285,7 +285,7 @@ class SqliteStore:
         with self._ckpt_lock:
             if self._closed:
                 return
-            if self._ckpt_thread is None:
+            if self._ckpt_thread is None or not self._ckpt_thread.is_alive():  # first, or it could not open
                 self._ckpt_thread = threading.Thread(target=self._checkpointer, name="yuqing-index-checkpoint", daemon=True)
                 self._ckpt_thread.start()
         self._ckpt_wake.set()
@@ -293,7 +293,7 @@ class SqliteStore:
     def _checkpointer(self) -> None:
         try:
             conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as e:  # the writer's next commits leave the WAL to grow; reads still work
+        except sqlite3.Error as e:  # the next commit starts another; meanwhile the WAL only grows
             log.warning("index checkpointer cannot open %s: %s", self.path, e)
             return
         try:
