@@ -47,7 +47,7 @@ class Engagement(BaseModel):
 
     def total(self) -> int:
         """Interactions known so far; used to sort by engagement and to estimate reach."""
-        return sum(v or 0 for v in (self.reposts, self.comments, self.likes))
+        return (self.reposts or 0) + (self.comments or 0) + (self.likes or 0)  # per post indexed: no generator
 
 
 class TopicScore(BaseModel):
