@@ -170,33 +170,39 @@ def test_models_checksum_and_verify_commands(tiny_model_dir: Path, tmp_path: Pat
     assert models_main(["verify", str(tiny_model_dir)]) == 0  # our own directories: manifest.json
 
 
-def test_config_overrides_are_validated(tmp_path: Path) -> None:
+WATER = "topics:\n  - name: water\n    keywords: [water]\n"
+
+
+def test_config_overrides_are_read(tmp_path: Path) -> None:
     cfg = tmp_path / "config.yaml"
     cfg.write_text("nlp:\n  overrides:\n    sentiment: cardiff\n", encoding="utf-8")
     s = load_settings(cfg)
     assert s.nlp.overrides.sentiment is not None
     assert s.nlp.overrides.sentiment.model == "cardiff" and s.nlp.overrides.sentiment.labels is None
-    cfg.write_text("nlp:\n  overrides:\n    sentiment: cardiff\n    language: other\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"config.yaml:4: nlp.overrides.language: Extra inputs"):
-        load_settings(cfg)
-    cfg.write_text("nlp:\n  overrides:\n    rumor:\n      model: x\n      labels: {LABEL_0: negative}\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"config.yaml:5: nlp.overrides.rumor.labels.LABEL_0"):
-        load_settings(cfg)
     # a topics model's labels map onto the configured topics, by name
-    cfg.write_text("topics:\n  - name: water\n    keywords: [water]\nnlp:\n  overrides:\n    topics:\n"
-                   "      model: agency-topics\n      labels: {LABEL_0: water}\n", encoding="utf-8")
+    cfg.write_text(WATER + "nlp:\n  overrides:\n    topics:\n      model: agency-topics\n      labels: {LABEL_0: water}\n",
+                   encoding="utf-8")
     s = load_settings(cfg)
     assert s.nlp.overrides.topics is not None and s.nlp.overrides.topics.labels == {"LABEL_0": "water"}
     assert [t for t, _ in s.nlp.overrides.items()] == ["topics"]
-    cfg.write_text("topics:\n  - name: water\n    keywords: [water]\nnlp:\n  overrides:\n    topics:\n"
-                   "      model: agency-topics\n      labels: {LABEL_0: roads}\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"nlp.overrides.topics.labels: no topic named 'roads' \(known: water\)"):
-        load_settings(cfg)
-    cfg.write_text("nlp:\n  overrides:\n    topics: agency-topics\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"nlp.overrides.topics: a topics model answers on the configured taxonomy"):
-        load_settings(cfg)
-    cfg.write_text("nlp:\n  overrides:\n    sentiment:\n      model: x\n      labels: {LABEL_0: happy}\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"config.yaml:5: nlp.overrides.sentiment.labels.LABEL_0"):
+
+
+@pytest.mark.parametrize(("body", "error"), [
+    ("nlp:\n  overrides:\n    sentiment: cardiff\n    language: other\n",
+     r"config.yaml:4: nlp.overrides.language: Extra inputs"),
+    ("nlp:\n  overrides:\n    sentiment:\n      model: x\n      labels: {LABEL_0: happy}\n",
+     r"config.yaml:5: nlp.overrides.sentiment.labels.LABEL_0"),
+    ("nlp:\n  overrides:\n    rumor:\n      model: x\n      labels: {LABEL_0: negative}\n",
+     r"config.yaml:5: nlp.overrides.rumor.labels.LABEL_0"),
+    (WATER + "nlp:\n  overrides:\n    topics:\n      model: agency-topics\n      labels: {LABEL_0: roads}\n",
+     r"nlp.overrides.topics.labels: no topic named 'roads' \(known: water\)"),
+    ("nlp:\n  overrides:\n    topics: agency-topics\n",
+     r"nlp.overrides.topics: a topics model answers on the configured taxonomy"),
+], ids=["unknown-task", "sentiment-label", "rumour-label", "unknown-topic", "no-taxonomy"])
+def test_config_overrides_are_validated(tmp_path: Path, body: str, error: str) -> None:
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(body, encoding="utf-8")
+    with pytest.raises(ConfigError, match=error):
         load_settings(cfg)
 
 
