@@ -220,12 +220,16 @@ def test_lora_on_a_pretrained_encoder(encoder_dir: Path, shared_data: Path, tmp_
     assert m.training["lora"]["r"] == 8 and m.training["base_model"]["path"] == str(encoder_dir)
 
 
+XLMR_TOKENS = 40  # positions of the XLM-R base: fewer than the 64 tokens the training asks for
+
+
 @pytest.fixture(scope="module")
 def xlmr_dir(trained: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A pretrained XLM-RoBERTa encoder directory, as `hf download xlm-roberta-base` would leave one
     but tiny: the session's trained BERT encoder moved into XLM-R's layout. The layers are the same;
-    XLM-R's position ids start after the padding index, so BERT's position rows move up by
-    pad + 1. It has learned the synthetic vocabulary and computes the BERT encoder's function."""
+    XLM-R's position ids start after the padding index, so BERT's first XLMR_TOKENS position rows
+    move up by pad + 1 (as in xlm-roberta-base: 514 rows, 512 tokens). It has learned the synthetic
+    vocabulary and computes the BERT encoder's function on texts that fit."""
     from transformers import XLMRobertaConfig, XLMRobertaModel
 
     loaded = load(trained["dir"])
@@ -233,12 +237,12 @@ def xlmr_dir(trained: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) 
     bc = bert.config
     cfg = XLMRobertaConfig(vocab_size=bc.vocab_size, hidden_size=bc.hidden_size, num_hidden_layers=bc.num_hidden_layers,
                            num_attention_heads=bc.num_attention_heads, intermediate_size=bc.intermediate_size,
-                           max_position_embeddings=bc.max_position_embeddings + pad_id + 1, type_vocab_size=bc.type_vocab_size,
+                           max_position_embeddings=XLMR_TOKENS + pad_id + 1, type_vocab_size=bc.type_vocab_size,
                            pad_token_id=pad_id, layer_norm_eps=bc.layer_norm_eps, hidden_act=bc.hidden_act)
     xlmr = XLMRobertaModel(cfg, add_pooling_layer=False)
     state = dict(bert.state_dict())
     pos = torch.zeros(cfg.max_position_embeddings, bc.hidden_size)
-    pos[pad_id + 1:] = state["embeddings.position_embeddings.weight"]
+    pos[pad_id + 1:] = state["embeddings.position_embeddings.weight"][:XLMR_TOKENS]
     state["embeddings.position_embeddings.weight"] = pos
     result = xlmr.load_state_dict(state, strict=False)
     assert not [k for k in result.missing_keys if "position_ids" not in k] and not result.unexpected_keys
@@ -274,7 +278,7 @@ def test_lora_on_a_pretrained_xlm_roberta_encoder(xlmr_dir: Path, shared_data: P
     out = tmp_path / "lora"
     m = read_manifest(out)
     assert m.architecture == "YuqingMultiTaskXLMR" and m.training["base_model"]["model_type"] == "xlm-roberta"
-    assert m.max_length == 64  # 64 tokens fit: the base has pad + 1 extra position rows
+    assert m.max_length == XLMR_TOKENS  # the position rows minus RoBERTa's offset, not the 64 asked for
     loaded = load(out)
     assert type(loaded.model) is YuqingMultiTaskXLMR
     base = XLMRobertaModel.from_pretrained(xlmr_dir, local_files_only=True)
@@ -293,7 +297,7 @@ def test_lora_on_a_pretrained_xlm_roberta_encoder(xlmr_dir: Path, shared_data: P
     items = [ClassifyInput(id=str(i), text=t, time=1400000000, user={"followers": 10})
              for i, t in enumerate([*texts, "x" * 5000, ""])]
     torch_clf = Classifier.load(out, device="cpu", backend="torch")
-    assert torch_clf.packed is None and torch_clf.max_length == 64
+    assert torch_clf.packed is None and torch_clf.max_length == XLMR_TOKENS  # the 5,000-char post is cut to fit
     export_onnx(out)
     onnx_clf = Classifier.load(out, device="cpu")
     assert onnx_clf.backend == "onnx"
