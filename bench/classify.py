@@ -1,6 +1,6 @@
 """Throughput and peak memory of `yuqing classify` (issue 3's benchmark).
 
-    python -m bench.classify [--model models/bootstrap] [--n 10000] [--threads 2] [--batch-size 32] [--repeat 2]
+    python -m bench.classify [--model models/default] [--n 10000] [--threads 2] [--batch-size 32] [--repeat 2]
 
 On `--n` real posts from ../shared/data (zh reviews, en and ar tweets, Weibo posts with their
 publish-time context; real lengths, mixed languages), measured side by side in one run:
@@ -144,7 +144,7 @@ for r in clf(texts, batch_size=bs, truncation=True, max_length=int(sys.argv[5]))
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.classify", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", type=Path, default=ROOT / "models" / "bootstrap")
+    p.add_argument("--model", type=Path, default=ROOT / "models" / "default", help="the model directory (default: the shipped default model, as the app serves it)")
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     p.add_argument("--n", type=int, default=10000)
     p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
