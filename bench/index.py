@@ -15,7 +15,7 @@ crawlers and as a replay of the inbox delivers them; `--order random` spreads th
 days in any order: the worst case for a table clustered by time (a backfill of a shuffled dump),
 for reference, not the target's figure. They differ only in write locality: in random order
 each transaction dirties leaves all over every rid-keyed B-tree instead of their right edges
-(at 1M posts a 4.8 GB file instead of 3.5 GB, ~50 us more writer CPU a post).
+(at 1M posts a 4.8 GB file instead of 3.5 GB, ~30-50 us more writer CPU a post).
 
 Indexing: `--batch` posts per `store.bulk_index` call (default 50,000), each call one
 transaction in the store's normal, durable mode (WAL, synchronous=NORMAL): a call's posts are
