@@ -693,9 +693,13 @@ class SqliteStore:
                 hi = cap if hi is None else min(hi, cap)
         conn = self._conn()
         if expr is not None:
+            # CROSS JOIN keeps FTS5 the outer loop, walking its rowids backwards. Left to choose,
+            # SQLite 3.50 (measured with sqlean.py's build; a Python linked to a newer SQLite than
+            # Debian 12's 3.40 gets its planner) scans a facet index such as posts_lang over the
+            # time range and probes FTS5 once per post: ~500 ms instead of ~1 ms at 100k posts
             rng, rparams = _rowid_range("f.rowid", w.lo_rid, hi)
             sql = (
-                f"SELECT p.rid, p.id, p.published_ms FROM fts f JOIN posts p ON p.rid = f.rowid "
+                f"SELECT p.rid, p.id, p.published_ms FROM fts f CROSS JOIN posts p ON p.rid = f.rowid "
                 f"WHERE fts MATCH ?{rng} AND {w.clause()} ORDER BY f.rowid DESC"
             )
             params = [expr, *rparams, *w.params]
@@ -729,10 +733,10 @@ class SqliteStore:
         conn = self._conn()
         if sort == "relevance":
             assert expr is not None
-            rng, rparams = _rowid_range("f.rowid", w.lo_rid, w.hi_rid)
+            rng, rparams = _rowid_range("f.rowid", w.lo_rid, w.hi_rid)  # FTS5 outer: see _page_by_time
             inner = (
                 f"SELECT p.rid AS rid, p.id AS id, p.published_ms AS ms, -bm25(fts) AS v "
-                f"FROM fts f JOIN posts p ON p.rid = f.rowid WHERE fts MATCH ?{rng} AND {w.clause()}"
+                f"FROM fts f CROSS JOIN posts p ON p.rid = f.rowid WHERE fts MATCH ?{rng} AND {w.clause()}"
             )
             params: list[Any] = [expr, *rparams, *w.params]
         else:
