@@ -13,8 +13,6 @@ import time
 from datetime import UTC
 from pathlib import Path
 
-import pytest
-
 from index.base import Query
 from index.sqlite import SqliteStore
 from tests.index.corpus import generate
@@ -360,7 +358,6 @@ def test_full_text_search_drives_from_fts5_on_a_current_sqlite(tmp_path: Path) -
     SQLite. SQLite 3.50's planner, left to choose, scanned the facet's index over the whole time
     range and probed FTS5 once per post (~500x slower at 100k posts); the store's CROSS JOIN pins
     the order. The same queries must also return the same pages as on this interpreter's SQLite."""
-    pytest.importorskip("sqlean", reason="sqlean.py (a current SQLite build) is a dev dependency: pip install -e .[dev]")
     span = {"start": "2000-01-01T00:00:00Z", "end": "2100-01-01T00:00:00Z"}  # the bad plan needs a time range
     queries = [
         {"text": "政府", "langs": ["zh"], "size": 5, **span},
@@ -372,7 +369,7 @@ def test_full_text_search_drives_from_fts5_on_a_current_sqlite(tmp_path: Path) -
         [sys.executable, "-c", _CURRENT_SQLITE_PLAN, str(tmp_path / "current.db"), json.dumps(queries)],
         cwd=root, capture_output=True, text=True, timeout=120,
     )
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 0, proc.stderr  # sqlean.py is a dev dependency: pip install -e .[dev]
     out = json.loads(proc.stdout)
     assert tuple(int(x) for x in out["version"].split(".")[:2]) > (3, 40), out["version"]
     here = SqliteStore(tmp_path / "here.db")
