@@ -128,7 +128,7 @@ def evaluate(model_dir: Path, data: SharedData, limit: int | None = None, topics
              log: Callable[[str], None] = print) -> dict[str, Any]:
     clf = Classifier.load(model_dir, device="cpu")
     res: dict[str, Any] = {"split": "dev", "measured_on": "the saved model directory, via Classifier.load",
-                           "sentiment": {}, "rumor": None, "topics_standin": None}
+                           "backend": clf.backend, "sentiment": {}, "rumor": None, "topics_standin": None}
     two_class = set(clf.manifest.heads.sentiment.two_class_languages)
     agency = sorted(k for k in data.dev if k.startswith("agency_") and k != "agency_rumor")
     for key in ("zh", "en", "ar", "ar_sarcasm", *agency):

@@ -259,3 +259,31 @@ def test_hybrid_directory_ships_no_training_text_and_measures_topics_with_a_buil
     assert not any((d / f).exists() for f in FILES)
     ts = hybrid_build["evaluation"]["topics_standin"]
     assert ts is not None and "topic corpus of" in ts["task"] and "hand-written keywords" in ts["task"]
+
+
+def test_build_exports_the_served_onnx_graph_and_the_card_names_the_backend_it_measured(
+        hybrid_copy: Path, shared_data: Path, tmp_path: Path) -> None:
+    """`python -m nlp.train_default` exports the int8 graph before evaluating, so the card's
+    figures are those of the graph the CPU serves. Rebuilding from a directory that had one, but
+    without the export, must not carry its ONNX record over (the card would claim a graph that is
+    not there)."""
+    from nlp.onnx_export import export_onnx
+    from nlp.train_default import build
+
+    export_onnx(hybrid_copy)  # the encoder source now has an ONNX record, as the shipped default does
+    assert (read_manifest(hybrid_copy).model_extra or {}).get("onnx")
+    kw = dict(minutes=0, threads=1, seed=21, version="0.0.2", command="python -m nlp.train_default (test)",
+              log=lambda s: None, bits=12)
+    plain = tmp_path / "plain"
+    ev = build(shared_data, plain, encoder=hybrid_copy, onnx=False, **kw)
+    assert ev["backend"] == "torch" and not (plain / "model.onnx").exists()
+    assert not (read_manifest(plain).model_extra or {}).get("onnx")
+    assert "No ONNX graph in this directory" in (plain / "README.md").read_text(encoding="utf-8")
+
+    served = tmp_path / "served"
+    ev = build(shared_data, served, encoder=hybrid_copy, onnx=True, **kw)
+    m = read_manifest(served)
+    assert ev["backend"] == "onnx" and m.evaluation["backend"] == "onnx" and "model.onnx" in m.files
+    card = (served / "README.md").read_text(encoding="utf-8")
+    assert "## Serving: the int8 ONNX graph" in card and "measured through the **onnx** backend" in card
+    assert Classifier.load(served, device="cpu").backend == "onnx"
