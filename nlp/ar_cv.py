@@ -175,18 +175,25 @@ def run(data_root: Path, out: Path, folds: int, seed: int, configs: list[str], o
                                           if k not in ("fold", "config")))
 
 
-def summarise(paths: list[Path], baseline: str = "current c14+w12 C1") -> str:
-    """Markdown table: mean and fold-to-fold standard error of each figure, and the paired
-    difference from the baseline (mean +- standard error of the per-fold differences). Several
-    files (repeats of the CV with other seeds) are pooled fold by fold; the last column then also
-    gives the spread of the per-repeat mean differences (min..max), since folds of different
-    repeats overlap and their pooled standard error is optimistic."""
+def read_folds(paths: list[Path]) -> dict[str, dict[tuple[int, int], dict[str, Any]]]:
+    """Per-fold records of one or more CV runs (one file per seed): config -> (file index, fold) ->
+    record, so repeats with the same fold numbers are pooled, not overwritten."""
     by: dict[str, dict[tuple[int, int], dict[str, Any]]] = {}
     for i, path in enumerate(paths):
         for line in Path(path).read_text().splitlines():
             if line.strip():
                 r = json.loads(line)
                 by.setdefault(r["config"], {})[(i, r["fold"])] = r
+    return by
+
+
+def summarise(paths: list[Path], baseline: str = "current c14+w12 C1") -> str:
+    """Markdown table: mean and fold-to-fold standard error of each figure, and the paired
+    difference from the baseline (mean +- standard error of the per-fold differences). Several
+    files (repeats of the CV with other seeds) are pooled fold by fold; the last column then also
+    gives the spread of the per-repeat mean differences (min..max), since folds of different
+    repeats overlap and their pooled standard error is optimistic."""
+    by = read_folds(paths)
     base = by.get(baseline, {})
     L = ["| candidate | folds | metric (mean ± SE) | UMSAB macro-F1 | ArSarcasm F1-PN | Δ metric vs current (paired ± SE) | Δ ArSarcasm F1-PN (paired ± SE) |",
          "|---|---|---|---|---|---|---|"]

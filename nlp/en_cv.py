@@ -22,12 +22,11 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from nlp.ar_cv import fit_lr
+from nlp.ar_cv import fit_lr, read_folds
 from nlp.data import load_shared
 from nlp.train_default import SENT_LABELS, _norm
 
@@ -86,12 +85,7 @@ def summarise(paths: list[Path]) -> str:
     """Markdown table: each figure's mean ± fold-to-fold standard error, and its paired difference
     from the 1.1.0 setting (mean ± standard error of the per-fold differences), folds of all files
     (repeats with other seeds) pooled."""
-    by: dict[str, dict[tuple[int, int], dict[str, Any]]] = {}
-    for i, path in enumerate(paths):
-        for line in Path(path).read_text().splitlines():
-            if line.strip():
-                r = json.loads(line)
-                by.setdefault(r["config"], {})[(i, r["fold"])] = r
+    by = read_folds(paths)
     base = by.get(BASELINE, {})
 
     def ms(v: list[float]) -> str:
