@@ -532,7 +532,7 @@ def _serving(manifest: Any) -> list[str]:
     onnx = (getattr(manifest, "model_extra", None) or {}).get("onnx")
     backend = manifest.evaluation.get("backend", "torch")
     if not onnx:
-        return ["", "## Serving", "", f"No ONNX graph in this directory: the fp32 weights serve, and the figures above "
+        return ["", "## Serving", "", "No ONNX graph in this directory: the fp32 weights serve, and the figures above "
                 "were measured through them."]
     return ["", "## Serving: the int8 ONNX graph", "",
             (f"`{onnx['file']}` is the encoder exported by `nlp.onnx_export` (as `yuqing models export-onnx` does; "
@@ -573,7 +573,7 @@ def build(data_root: Path, out: Path, encoder: Path | None, minutes: float, thre
           onnx: bool = False) -> dict[str, Any]:
     """Build the directory `out` (steps in the module docstring). With `onnx` the encoder is also
     exported to an int8 `model.onnx` before the evaluation, so the card's figures are those of the
-    graph the CPU serves by default (the command line does this; the tests' tiny builds do not)."""
+    graph the CPU serves by default (the command line exports unless `--no-onnx`)."""
     import torch
 
     from nlp.evaluate import evaluate
