@@ -1,8 +1,8 @@
 """Cross-validated choice of the English sentiment n-gram model (issue 8 follow-up).
 
-Why this exists: the English n-gram of the default model hashed its char 1-5 and word 1-2-grams
+Why this exists: the English n-gram of the default model hashes its char 1-5 and word 1-2-grams
 (2^18 + 2^17 columns, C 2), a setting carried over from the first build, while the Arabic model
-had moved to a stored vocabulary. This script compares the two feature spaces (and a few C values
+moved to a stored vocabulary. Outcome (docs/decisions.md): no candidate beat the hashed model. This script compares the two feature spaces (and a few C values
 and n-gram ranges) by stratified (source x label) 5-fold cross-validation over *all* English
 training rows (UMSAB en train + TweetEval: the fit and tuning rows of `carve_tune` together). The
 official dev split (UMSAB en dev) is never read here.

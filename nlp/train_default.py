@@ -464,8 +464,8 @@ def card(manifest: Any) -> str:
           f"- Time: {t['seconds']['total']} s in all on this machine's shared 2-core CPU ({json.dumps(t['seconds'])}).",
           f"- Code revision: {t.get('code_revision')}; data: `../shared/data`, files and sha256 in manifest.json.",
           (f"- Reproducibility: OMP_NUM_THREADS was {t.get('omp_num_threads', 'not recorded')} for this build. "
-           "The n-gram weights are the same bit for bit only on the same CPU and BLAS thread count (the "
-           "solver's sums run through BLAS, whose rounding depends on both); a rebuild elsewhere "
+           "The n-gram weights change in their last bits with the BLAS thread count (measured) and may with "
+           "the machine; a rebuild "
            "gets the same vocabularies, blend choices and encoder, and dev figures within about 0.003 (measured: "
            "docs/decisions.md, \"Default model: what a rebuild reproduces\")."),
           "- Reproduce (from the project root; the encoder stage is wall-time bounded, so its step count varies):", "",

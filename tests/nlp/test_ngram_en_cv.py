@@ -1,5 +1,5 @@
-"""The English n-gram cross-validation (`nlp.en_cv`): docs/decisions.md ("English n-gram: a stored
-vocabulary, chosen by cross-validation") rests on its table, so its pairing arithmetic and its
+"""The English n-gram cross-validation (`nlp.en_cv`): docs/decisions.md ("English n-gram: the hashed
+model stays") rests on its table, so its pairing arithmetic and its
 blocks are checked on small real inputs (no mocks)."""
 
 from __future__ import annotations
